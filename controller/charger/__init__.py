@@ -1,0 +1,1 @@
+"""The charger edge: the `Charger` protocol and the Peblar REST implementation."""

@@ -1,0 +1,5 @@
+"""The pure control core: state in, commands out.
+
+Nothing under `controller.core` reads a clock, does I/O or logs: the daemon, the simulator and the
+tests all drive it with time taken from `SiteState.now`, so they exercise the same decisions.
+"""

@@ -1,0 +1,1 @@
+"""The grid-meter edge: register maps, presets, SunSpec discovery and the Modbus reader."""
