@@ -108,6 +108,8 @@ class SiteLimits:
     pause_window_s: float = 600.0
     min_phase_switch_interval_s: float = 300.0
     max_increase_a_per_cycle: float | None = None
+    reassert_s: float = 60.0
+    """Write the limit again this often even when the charger reports it, in case it rebooted."""
 
     def grid_phases(self, phases: int) -> tuple[int, ...]:
         """The grid phases loaded when charging on `phases` phases (1-phase: the first of them)."""

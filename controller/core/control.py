@@ -1,0 +1,63 @@
+"""One control step: state → strategy → safety layer → the fields to write.
+
+This is the whole decision path. The daemon, the demo, the simulator and the tests all call `step`;
+only what happens to the returned `Write` (sent, logged, or applied to a model) differs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from controller.core import safety
+from controller.core.balance import surplus_w
+from controller.core.commands import Command, Write, diff
+from controller.core.decision import Decision
+from controller.core.state import SiteState
+
+
+class Decider(Protocol):
+    """The part of a strategy the core needs (see `strategies.Strategy`)."""
+
+    def decide(self, state: SiteState) -> Decision: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ControlMemory:
+    safety: safety.SafetyMemory = field(default_factory=safety.SafetyMemory)
+    last_write_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """Everything one cycle decided, with the values that explain it."""
+
+    decision: Decision
+    command: Command
+    write: Write
+    notes: tuple[str, ...]
+    surplus_w: float | None
+
+    def reason(self) -> str:
+        return "; ".join((self.decision.reason, *self.notes))
+
+
+def step(state: SiteState, strategy: Decider, memory: ControlMemory) -> tuple[Outcome, ControlMemory]:
+    decision = strategy.decide(state)
+    command, safety_memory, notes = safety.apply(decision, state, memory.safety)
+    write = diff(
+        command,
+        state.charger,
+        now=state.now,
+        last_write_s=memory.last_write_s,
+        reassert_s=state.limits.reassert_s,
+    )
+    last_write = state.now if write else memory.last_write_s
+    outcome = Outcome(
+        decision=decision,
+        command=command,
+        write=write,
+        notes=tuple(notes),
+        surplus_w=surplus_w(state),
+    )
+    return outcome, replace(memory, safety=safety_memory, last_write_s=last_write)

@@ -1,0 +1,201 @@
+"""The safety layer: every strategy's wish passes through here, plugins included.
+
+Order matters and each step only ever lowers what the previous one allowed, except the relay budget,
+which may hold a pause a strategy wanted to end:
+
+1. blind fail-safe: no valid meter or charger data for `stale_after_s` → `fallback_current_a`;
+2. phase mode: only what the charger can do, never faster than `min_phase_switch_interval_s`, and a
+   1→3 switch while charging goes pause → switch → resume;
+3. clamp to `[min_current_a, max_current_a]`;
+4. main fuse per grid phase, from the meter's phase currents minus the car's own draw;
+5. relay budget: at most `max_pauses` pauses in any `pause_window_s`.
+
+Cuts (fuse, blind) take effect in the same cycle and are never held back by the relay budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from controller.core.commands import Command
+from controller.core.decision import Decision
+from controller.core.state import SiteLimits, SiteState
+from controller.core.units import MIN_SIGNAL_A, ma
+
+
+@dataclass(frozen=True, slots=True)
+class SafetyMemory:
+    """What the safety layer must remember between cycles; returned anew each cycle."""
+
+    pause_times: tuple[float, ...] = ()
+    last_switch_s: float | None = None
+    last_limit_ma: int | None = None
+    switching_up: bool = False
+    """A 1→3 switch is under way: the charger has been paused and must stop before switching."""
+
+
+def fuse_headroom_a(state: SiteState, phases: int) -> float | None:
+    """The largest per-phase charge current that keeps every loaded grid phase under the fuse.
+
+    Other load on a grid phase = meter current − the car's own current on that phase. Export on a phase
+    is not counted as headroom, because a cloud can take it away faster than the next cycle. Without
+    per-phase data, the whole non-car import is assumed on each phase.
+    """
+    grid = state.grid
+    if grid is None:
+        return None
+    limits = state.limits
+    car_on_grid = _car_current_by_grid_phase(state)
+    other_total_w = grid.power_w - state.car_power_w()
+    headroom: float | None = None
+    for grid_phase in limits.grid_phases(phases):
+        measured = grid.phase_current_a(grid_phase, limits.voltage_v)
+        if measured is None:
+            other = other_total_w / limits.voltage_v
+        else:
+            other = measured - car_on_grid[grid_phase]
+        room = limits.main_fuse_a - max(other, 0.0)
+        headroom = room if headroom is None else min(headroom, room)
+    return headroom
+
+
+def _car_current_by_grid_phase(state: SiteState) -> list[float]:
+    currents = [0.0, 0.0, 0.0]
+    charger = state.charger
+    if charger is None:
+        return currents
+    rotation = state.limits.phase_rotation
+    if charger.phase_currents_a:
+        for charger_phase, amps in enumerate(charger.phase_currents_a[:3]):
+            currents[rotation[charger_phase]] += max(amps, 0.0)
+        return currents
+    phases = state.active_phases()
+    per_phase = charger.power_w / (phases * state.limits.voltage_v)
+    for grid_phase in state.limits.grid_phases(phases):
+        currents[grid_phase] += max(per_phase, 0.0)
+    return currents
+
+
+def _pauses_in_window(memory: SafetyMemory, now: float, limits: SiteLimits) -> tuple[float, ...]:
+    return tuple(t for t in memory.pause_times if now - t < limits.pause_window_s)
+
+
+def apply(
+    decision: Decision, state: SiteState, memory: SafetyMemory
+) -> tuple[Command, SafetyMemory, list[str]]:
+    """Turn a strategy's decision into a command that respects every limit, with notes saying why."""
+    limits = state.limits
+    now = state.now
+    notes: list[str] = []
+    pauses = _pauses_in_window(memory, now, limits)
+    current_phases = state.active_phases()
+    was_running = _was_running(state, memory)
+
+    blind = _blind_reason(state)
+    if blind is not None:
+        target = min(limits.fallback_current_a, limits.max_current_a)
+        notes.append(f"BLIND ({blind}): fallback {target:g} A")
+        return _finish(target, current_phases, state, memory, pauses, was_running, notes)
+
+    phases, switching_up, switched = _choose_phases(decision, state, memory, pauses, notes)
+    if switching_up:
+        notes.append("1→3 switch: pausing first")
+        mem = replace(memory, switching_up=True)
+        return _finish(0.0, current_phases, state, mem, pauses, was_running, notes)
+
+    target = decision.current_a
+    if target > 0:
+        clamped = min(max(target, limits.min_current_a), limits.max_current_a)
+        if clamped != target:
+            notes.append(f"clamp {target:.1f}→{clamped:.1f} A")
+        target = clamped
+        if limits.max_increase_a_per_cycle is not None and memory.last_limit_ma:
+            ceiling = memory.last_limit_ma / 1000 + limits.max_increase_a_per_cycle
+            if target > ceiling:
+                target = max(ceiling, limits.min_current_a)
+
+    headroom = fuse_headroom_a(state, phases)
+    if target > 0 and headroom is not None and target > headroom:
+        if headroom >= max(limits.min_current_a, MIN_SIGNAL_A):
+            notes.append(f"fuse: {target:.1f}→{headroom:.1f} A")
+            target = headroom
+        else:
+            notes.append(f"fuse: headroom {headroom:.1f} A < minimum, pausing")
+            target = 0.0
+
+    if target > 0 and not was_running and len(pauses) >= limits.max_pauses:
+        notes.append(f"relay budget: {len(pauses)} pauses in {limits.pause_window_s:g} s, stay paused")
+        target = 0.0
+
+    mem = replace(memory, switching_up=False)
+    if switched:
+        mem = replace(mem, last_switch_s=now)
+    return _finish(target, phases, state, mem, pauses, was_running, notes)
+
+
+def _blind_reason(state: SiteState) -> str | None:
+    limits = state.limits
+    if state.meter_health.stale(state.now, limits.stale_after_s):
+        return _age("meter", state.meter_health.last_ok, state.now)
+    if state.charger_health.stale(state.now, limits.stale_after_s):
+        return _age("charger", state.charger_health.last_ok, state.now)
+    return None
+
+
+def _age(device: str, last_ok: float | None, now: float) -> str:
+    if last_ok is None:
+        return f"no valid {device} data yet"
+    return f"no valid {device} data for {now - last_ok:.0f} s"
+
+
+def _was_running(state: SiteState, memory: SafetyMemory) -> bool:
+    if memory.last_limit_ma is not None:
+        return memory.last_limit_ma > 0
+    return state.charger is not None and state.charger.limit_ma >= 6000
+
+
+def _choose_phases(
+    decision: Decision,
+    state: SiteState,
+    memory: SafetyMemory,
+    pauses: tuple[float, ...],
+    notes: list[str],
+) -> tuple[int, bool, bool]:
+    """(phases to command, whether to pause first for a 1→3 switch, whether a switch happens now)."""
+    current = state.active_phases()
+    if not state.info.can_switch_phases():
+        return state.info.phase_count, False, False
+    wanted = 3 if decision.phases >= 3 else 1
+    if wanted == current:
+        return current, False, False
+    limits = state.limits
+    if memory.last_switch_s is not None and not memory.switching_up:
+        since = state.now - memory.last_switch_s
+        if since < limits.min_phase_switch_interval_s:
+            notes.append(f"phase switch held: {since:.0f} s since last")
+            return current, False, False
+    charging = state.charger is not None and state.charger.charging
+    if wanted == 3 and charging and not decision.paused:
+        # The switch costs a pause and the resume after it must still fit the budget.
+        if not memory.switching_up and len(pauses) >= limits.max_pauses - 1:
+            notes.append("1→3 switch deferred: relay budget used")
+            return current, False, False
+        return current, True, False
+    return wanted, False, True
+
+
+def _finish(
+    target_a: float,
+    phases: int,
+    state: SiteState,
+    memory: SafetyMemory,
+    pauses: tuple[float, ...],
+    was_running: bool,
+    notes: list[str],
+) -> tuple[Command, SafetyMemory, list[str]]:
+    limit_ma = ma(target_a) if target_a >= MIN_SIGNAL_A else 0
+    if limit_ma == 0 and was_running:
+        pauses = (*pauses, state.now)
+    force_1p = (phases == 1) if state.info.can_switch_phases() else None
+    mem = replace(memory, pause_times=pauses, last_limit_ma=limit_ma)
+    return Command(limit_ma=limit_ma, force_1_phase=force_1p), mem, notes

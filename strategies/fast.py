@@ -1,0 +1,25 @@
+"""`fast`: as much as the fuse and the charger allow; the safety layer cuts it to what is safe."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from controller.core.decision import Decision
+from controller.core.state import SiteState
+
+
+class Fast:
+    class Params(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        phases: int = Field(3, ge=1, le=3, description="phase mode to charge in (1 or 3)")
+
+    summary: ClassVar[str] = "charge at the maximum current the fuse and the charger allow"
+
+    def __init__(self, params: Fast.Params) -> None:
+        self.params = params
+
+    def decide(self, state: SiteState) -> Decision:
+        phases = 1 if self.params.phases == 1 else 3
+        return Decision(state.limits.max_current_a, phases, "fast: maximum current")
