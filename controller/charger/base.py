@@ -58,7 +58,7 @@ class ChargerMalformedAnswer(ChargerError):
 class Charger(Protocol):
     """A charger the control loop can read and command."""
 
-    async def probe(self) -> ChargerInfo:
+    async def probe(self, needs_write: bool = True) -> ChargerInfo:
         """Read the capabilities once at start-up; raise if the charger cannot be controlled."""
         ...
 

@@ -1,0 +1,123 @@
+"""The `peblar-surplus` command line: argument parsing, exit codes and output, no control logic.
+
+Exit codes: 0 success; 1 a device did not answer (`check`, `run --once`); 2 the configuration is
+wrong; 3 the charger refuses to be controlled (token, ReadOnly API).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from controller import __version__
+from controller.config import ConfigError, find, load
+
+EXIT_OK, EXIT_DEVICE, EXIT_CONFIG, EXIT_REFUSED = 0, 1, 2, 3
+
+log = logging.getLogger("peblar_surplus")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="peblar-surplus",
+        description="Solar-surplus and main-fuse load balancing for Peblar EV chargers.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="how much to log (default INFO: one line per control cycle)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the controller daemon")
+    run.add_argument("-c", "--config", help="config file (default: see README, 'Config lookup')")
+    run.add_argument("--dry-run", action="store_true", help="read and decide, never write")
+    run.add_argument("--once", action="store_true", help="run one cycle, then exit")
+
+    check = commands.add_parser("check", help="read the meter and the charger once and print them")
+    check.add_argument("-c", "--config")
+    check.add_argument("--json", action="store_true", help="machine-readable output")
+
+    commands.add_parser("strategies", help="list the available strategies and their parameters")
+
+    demo = commands.add_parser("demo", help="run the daemon against emulators on a bundled real trace")
+    demo.add_argument("--seconds", type=float, default=60.0, help="real duration (default 60)")
+    demo.add_argument("--strategy", default="pv", help="strategy to demonstrate (default pv)")
+
+    from controller.simulation import cli as simulation_cli  # noqa: PLC0415 - heavy imports on demand
+
+    simulation_cli.register(commands)
+    return parser
+
+
+def _configure_logging(level: str) -> None:
+    from controller.service.systemd import under_journald  # noqa: PLC0415
+
+    fmt = "%(levelname)s %(message)s" if under_journald() else "%(asctime)s %(levelname)s %(message)s"
+    logging.basicConfig(level=level, format=fmt, stream=sys.stderr)
+    if level != "DEBUG":
+        for noisy in ("httpx", "httpcore", "apscheduler", "pymodbus"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _configure_logging(args.log_level)
+    handlers = {"run": _run, "check": _check, "strategies": _strategies, "demo": _demo}
+    handler = handlers.get(args.command)
+    try:
+        if handler is None:
+            return int(args.handler(args))
+        return handler(args)
+    except ConfigError as exc:
+        print(f"peblar-surplus: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+
+
+def _run(args: argparse.Namespace) -> int:
+    from controller.service.daemon import RunOptions, StartupError, open_devices, run  # noqa: PLC0415
+
+    cfg = load(find(args.config))
+    try:
+        return asyncio.run(run(cfg, open_devices(cfg), RunOptions(dry_run=args.dry_run, once=args.once)))
+    except StartupError as exc:
+        print(f"peblar-surplus: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+
+
+def _check(args: argparse.Namespace) -> int:
+    from controller.service.check import check  # noqa: PLC0415
+
+    cfg = load(find(args.config))
+    report = asyncio.run(check(cfg))
+    if args.json:
+        print(json.dumps(report.as_json(), indent=2))
+    else:
+        print(report.as_text())
+    return EXIT_OK if report.ok else EXIT_DEVICE
+
+
+def _strategies(_: argparse.Namespace) -> int:
+    from strategies import available  # noqa: PLC0415
+
+    for name, cls in available().items():
+        print(f"{name}: {cls.summary}")
+        for key, spec in cls.Params.model_fields.items():
+            default: Any = spec.get_default(call_default_factory=True)
+            text = f" — {spec.description}" if spec.description else ""
+            print(f"    {key} = {default!r}{text}")
+    return EXIT_OK
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from controller.demo import run_demo  # noqa: PLC0415
+
+    return asyncio.run(run_demo(seconds=args.seconds, strategy=args.strategy))

@@ -1,0 +1,233 @@
+"""config.toml: the user's whole configuration, validated once at start-up.
+
+Every table forbids unknown keys, so a typo fails at start-up naming the key instead of being silently
+ignored. `load` raises `ConfigError` with one line that names the key and says how to fix it; the CLI
+prints it and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+from controller.core.state import SiteLimits
+from controller.meter.settings import MeterSettings
+
+ENV_CONFIG = "PEBLAR_SURPLUS_CONFIG"
+ENV_TOKEN = "PEBLAR_SURPLUS_TOKEN"
+SYSTEM_CONFIG = Path("/etc/peblar-surplus/config.toml")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the key and the fix."""
+
+
+class _Table(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SiteConfig(_Table):
+    voltage_v: float = Field(230.0, ge=100, le=260, description="nominal phase voltage")
+    main_fuse_a: float = Field(25.0, ge=6, le=250, description="rating of the main fuse per phase")
+    timezone: str = Field("UTC", description="IANA time zone for [[schedule]] rules and the simulator")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as 'Europe/Berlin'") from exc
+        return value
+
+
+class ChargerConfig(_Table):
+    url: str = Field(description="the charger's address, e.g. http://192.168.1.50")
+    token: SecretStr | None = None
+    token_file: Path | None = Field(
+        None, description="file holding the token; relative paths resolve in $CREDENTIALS_DIRECTORY"
+    )
+    min_current_a: float = Field(6.0, ge=6, le=32)
+    max_current_a: float = Field(16.0, ge=6, le=32, description="the charger's or the cable's maximum")
+    phase_rotation: str = Field("L1L2L3", description="grid phases wired to the charger's L1, L2, L3")
+    timeout_s: float = Field(3.0, gt=0, le=30)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not a URL; write it as http://<charger-ip>")
+        return value.rstrip("/")
+
+    @field_validator("phase_rotation")
+    @classmethod
+    def _rotation(cls, value: str) -> str:
+        phases = [value[i : i + 2].upper() for i in range(0, len(value), 2)]
+        if sorted(phases) != ["L1", "L2", "L3"]:
+            raise ValueError(f"{value!r} must name L1, L2 and L3 once each, e.g. 'L2L3L1'")
+        return "".join(phases)
+
+    def rotation(self) -> tuple[int, int, int]:
+        a, b, c = (int(self.phase_rotation[i + 1]) - 1 for i in (0, 2, 4))
+        return (a, b, c)
+
+    def resolved_token(self) -> str:
+        """The API token: `$PEBLAR_SURPLUS_TOKEN`, else `token`, else the contents of `token_file`."""
+        env = os.environ.get(ENV_TOKEN)
+        if env:
+            return env.strip()
+        if self.token is not None:
+            return self.token.get_secret_value()
+        if self.token_file is not None:
+            path = self.token_file
+            credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+            if not path.is_absolute() and credentials:
+                path = Path(credentials) / path
+            try:
+                return path.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(f"charger.token_file: cannot read {path} ({exc.strerror})") from exc
+        raise ConfigError(
+            f"charger.token: no API token; set token or token_file in [charger], or ${ENV_TOKEN} "
+            "(the token is on the charger's web UI, Settings > Advanced)"
+        )
+
+
+class ControlConfig(_Table):
+    interval_s: float = Field(5.0, ge=1, le=300)
+    dry_run: bool = False
+    stale_after_s: float = Field(20.0, gt=0, description="blind after this long without valid data")
+    fallback_current_a: float = Field(0.0, ge=0, description="current when blind; 0 pauses")
+    exit_state: Literal["pause", "fallback", "keep"] = "pause"
+    min_phase_switch_interval_s: float = Field(300.0, ge=30)
+    reassert_s: float = Field(60.0, ge=5)
+    max_increase_a_per_cycle: float | None = Field(None, gt=0)
+
+
+class StrategyConfig(BaseModel):
+    """`name` plus the strategy's own parameters, which its `Params` model validates."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str = "pv"
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class ScheduleRule(_Table):
+    cron: str = Field(description="five fields: minute hour day month day_of_week, e.g. '0 22 * * mon-fri'")
+    strategy: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("cron")
+    @classmethod
+    def _five_fields(cls, value: str) -> str:
+        if len(value.split()) != 5:
+            raise ValueError(f"{value!r} needs five fields: minute hour day month day_of_week")
+        return value
+
+
+class Config(_Table):
+    site: SiteConfig = Field(default_factory=SiteConfig)
+    meter: MeterSettings
+    charger: ChargerConfig
+    control: ControlConfig = Field(default_factory=ControlConfig)
+    strategy: StrategyConfig = Field(default_factory=StrategyConfig)
+    schedule: list[ScheduleRule] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Config:
+        charger, control, site = self.charger, self.control, self.site
+        if charger.min_current_a > charger.max_current_a:
+            raise ValueError(
+                "charger.min_current_a: larger than max_current_a; lower it or raise max_current_a"
+            )
+        if charger.max_current_a > site.main_fuse_a:
+            raise ValueError("charger.max_current_a: above site.main_fuse_a; it can never be drawn safely")
+        fallback = control.fallback_current_a
+        if fallback and not charger.min_current_a <= fallback <= charger.max_current_a:
+            raise ValueError(
+                f"control.fallback_current_a: {fallback:g} A is neither 0 (pause) nor between "
+                f"charger.min_current_a ({charger.min_current_a:g}) and max_current_a ({charger.max_current_a:g})"
+            )
+        if control.stale_after_s < control.interval_s:
+            raise ValueError(
+                "control.stale_after_s: shorter than control.interval_s; every cycle would be blind"
+            )
+        return self
+
+    def site_limits(self) -> SiteLimits:
+        return SiteLimits(
+            voltage_v=self.site.voltage_v,
+            main_fuse_a=self.site.main_fuse_a,
+            min_current_a=self.charger.min_current_a,
+            max_current_a=self.charger.max_current_a,
+            phase_rotation=self.charger.rotation(),
+            stale_after_s=self.control.stale_after_s,
+            fallback_current_a=self.control.fallback_current_a,
+            min_phase_switch_interval_s=self.control.min_phase_switch_interval_s,
+            max_increase_a_per_cycle=self.control.max_increase_a_per_cycle,
+            reassert_s=self.control.reassert_s,
+        )
+
+
+def find(explicit: str | None) -> Path:
+    """`-c`, then `$PEBLAR_SURPLUS_CONFIG`, then `./config.toml`, then `/etc/peblar-surplus/config.toml`."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get(ENV_CONFIG)
+    if env:
+        return Path(env)
+    local = Path("config.toml")
+    if local.exists():
+        return local
+    if SYSTEM_CONFIG.exists():
+        return SYSTEM_CONFIG
+    raise ConfigError(
+        f"no configuration: pass -c FILE, set ${ENV_CONFIG}, or create ./config.toml "
+        f"or {SYSTEM_CONFIG} (the repository's config.toml is a commented example)"
+    )
+
+
+def load(path: Path) -> Config:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+    return parse(raw, source=str(path))
+
+
+def parse(raw: dict[str, Any], source: str = "config") -> Config:
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {describe_error(exc)}") from None
+
+
+def describe_error(exc: ValidationError) -> str:
+    """One line for the first problem: the dotted key, what is wrong, and what to do."""
+    first = exc.errors()[0]
+    loc = [str(part) for part in first["loc"]]
+    key = ".".join(loc) or "(top level)"
+    kind = first["type"]
+    msg = first["msg"]
+    if kind == "extra_forbidden":
+        return f"{key}: unknown key; check the spelling against the example config.toml"
+    if kind == "missing":
+        return f"{key}: required key is missing; add it to the [{loc[0]}] table"
+    if kind == "value_error" and not loc:
+        text = msg.removeprefix("Value error, ")
+        return text
+    text = msg.removeprefix("Value error, ")
+    given = first.get("input")
+    if kind != "value_error" and not isinstance(given, dict) and "token" not in key:
+        return f"{key}: {text} (got {given!r})"
+    return f"{key}: {text}"

@@ -1,0 +1,207 @@
+"""One control cycle with real devices: read both, run the core, write, log one line.
+
+This is the only place that catches device errors. They become `DeviceHealth`, which the safety
+layer acts on, so one dead device never hides the other and never stops the daemon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from controller.charger.base import Charger, ChargerError
+from controller.clock import Clock
+from controller.core import control
+from controller.core.commands import Write
+from controller.core.state import (
+    ChargerInfo,
+    ChargerReading,
+    DeviceHealth,
+    MeterReading,
+    SiteLimits,
+    SiteState,
+)
+from controller.meter.base import Meter, MeterError
+from strategies import Strategy
+
+log = logging.getLogger("peblar_surplus")
+
+
+@dataclass(frozen=True, slots=True)
+class CycleResult:
+    state: SiteState
+    outcome: control.Outcome
+    written: bool
+    healthy: bool
+    """The charger answered and any write went through: what the systemd watchdog waits for."""
+
+
+class Controller:
+    """Holds the devices, the active strategy and the memory the core hands back each cycle."""
+
+    def __init__(
+        self,
+        *,
+        meter: Meter,
+        charger: Charger,
+        strategy: Strategy,
+        strategy_name: str,
+        limits: SiteLimits,
+        info: ChargerInfo,
+        clock: Clock,
+        dry_run: bool = False,
+    ) -> None:
+        self.meter = meter
+        self.charger = charger
+        self.strategy = strategy
+        self.strategy_name = strategy_name
+        self.limits = limits
+        self.info = info
+        self.clock = clock
+        self.dry_run = dry_run
+        self.warned_sources: set[str] = set()
+        self.memory = control.ControlMemory()
+        self.grid: MeterReading | None = None
+        self.reading: ChargerReading | None = None
+        self.meter_health = DeviceHealth()
+        self.charger_health = DeviceHealth()
+        self.requests_written = 0
+        self.on_cycle: Callable[[CycleResult], None] | None = None
+
+    def set_strategy(self, name: str, strategy: Strategy) -> None:
+        log.info("strategy %s → %s", self.strategy_name, name)
+        self.strategy = strategy
+        self.strategy_name = name
+
+    async def _read_meter(self, now: float) -> None:
+        try:
+            reading = await self.meter.read(now)
+        except MeterError as exc:
+            self.meter_health = _failed("meter", self.meter_health, exc)
+            return
+        if self.meter_health.failures:
+            log.info("meter recovered after %d failed reads", self.meter_health.failures)
+        self.grid = reading
+        self.meter_health = self.meter_health.succeeded(now)
+
+    async def _read_charger(self, now: float) -> bool:
+        try:
+            reading = await self.charger.read(now)
+        except ChargerError as exc:
+            self.charger_health = _failed("charger", self.charger_health, exc)
+            return False
+        if self.charger_health.failures:
+            log.info("charger recovered after %d failed reads", self.charger_health.failures)
+        self.reading = reading
+        self.charger_health = self.charger_health.succeeded(now)
+        self._warn_foreign_limit(reading)
+        return True
+
+    def _warn_foreign_limit(self, reading: ChargerReading) -> None:
+        """Once per source: another limiter (often Peblar's own solar mode) is overriding us."""
+        source = reading.limit_source
+        if source in _OWN_SOURCES or source in self.warned_sources or reading.limit_ma == 0:
+            return
+        self.warned_sources.add(source)
+        log.warning(
+            "charger current is limited by %r (%d mA), not by this controller; if that is Peblar's own "
+            "solar or scheduled charging, set its smart-charging mode to 'Default'",
+            source,
+            reading.limit_actual_ma,
+        )
+
+    async def cycle(self) -> CycleResult:
+        now = self.clock.now()
+        _, charger_ok = await asyncio.gather(self._read_meter(now), self._read_charger(now))
+        state = SiteState(
+            now=now,
+            limits=self.limits,
+            info=self.info,
+            grid=self.grid,
+            charger=self.reading,
+            meter_health=self.meter_health,
+            charger_health=self.charger_health,
+        )
+        outcome, memory = control.step(state, self.strategy, self.memory)
+        written = False
+        if outcome.write and charger_ok:
+            written = await self._write(outcome.write)
+        self.memory = memory if written or not outcome.write else _unwritten(memory, self.memory)
+        _log_cycle(state, outcome, written, charger_ok, dry_run=self.dry_run)
+        result = CycleResult(state, outcome, written, healthy=charger_ok and (written or not outcome.write))
+        if self.on_cycle is not None:
+            self.on_cycle(result)
+        return result
+
+    async def _write(self, write: Write) -> bool:
+        try:
+            await self.charger.write(write)
+        except ChargerError as exc:
+            log.error("charger write %s failed: %s", write.describe(), exc)
+            return False
+        self.requests_written += 1
+        return True
+
+    async def write_exit_state(self, exit_state: str) -> None:
+        """On shutdown the charger keeps our last limit forever (no watchdog), so leave it safe."""
+        if exit_state == "keep":
+            log.info("exit: leaving the charger as it is")
+            return
+        current = self.limits.fallback_current_a if exit_state == "fallback" else 0.0
+        limit_ma = round(current * 1000)
+        try:
+            await self.charger.write(Write(limit_ma=limit_ma))
+        except ChargerError as exc:
+            log.error("exit: could not write %s state (%d mA): %s", exit_state, limit_ma, exc)
+            return
+        log.info("exit: wrote %s state (%d mA)", exit_state, limit_ma)
+
+
+def _unwritten(new: control.ControlMemory, old: control.ControlMemory) -> control.ControlMemory:
+    """Keep the safety bookkeeping but not the write time, so the next cycle writes again."""
+    return control.ControlMemory(safety=new.safety, last_write_s=old.last_write_s)
+
+
+def _failed(device: str, health: DeviceHealth, exc: Exception) -> DeviceHealth:
+    if health.failures == 0:
+        log.error("%s read failed: %s", device, exc)
+    else:
+        log.debug("%s read failed again (%d): %s", device, health.failures + 1, exc)
+    return health.failed(str(exc))
+
+
+_OWN_SOURCES = {"Local REST API", "Installation limit", "Hardware limitation", "Charging cable"}
+
+
+def _log_cycle(
+    state: SiteState, outcome: control.Outcome, written: bool, charger_ok: bool, *, dry_run: bool
+) -> None:
+    grid = f"{state.grid.power_w:+.0f}" if state.grid is not None else "?"
+    car = f"{state.car_power_w():.0f}" if state.charger is not None else "?"
+    surplus = f"{outcome.surplus_w:.0f}" if outcome.surplus_w is not None else "?"
+    command = outcome.command
+    target = "pause" if command.limit_ma == 0 else f"{command.limit_ma / 1000:.1f} A"
+    phases = "1p" if command.force_1_phase else ("3p" if command.force_1_phase is False else "")
+    if not outcome.write:
+        action = "no write"
+    elif written:
+        verb = "would write" if dry_run else "wrote"
+        action = f"{verb} {outcome.write.describe()}"
+    elif not charger_ok:
+        action = "charger unreachable"
+    else:
+        action = f"write failed: {outcome.write.describe()}"
+    level = logging.WARNING if any(note.startswith("BLIND") for note in outcome.notes) else logging.INFO
+    log.log(
+        level,
+        "grid=%s W car=%s W surplus=%s W → %s %s (%s) | %s",
+        grid,
+        car,
+        surplus,
+        target,
+        phases,
+        action,
+        outcome.reason(),
+    )

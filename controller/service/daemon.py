@@ -1,0 +1,177 @@
+"""The daemon: devices from the config, the start-up probe, the scheduler, signals and a safe exit.
+
+Devices and the clock can be handed in, which is how the demo and the closed-loop tests run this very
+code against the emulators.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from controller.charger.base import Charger, ChargerError, ChargerUnreachable
+from controller.charger.dry_run import DryRunCharger
+from controller.clock import Clock, SystemClock
+from controller.config import Config, ScheduleRule
+from controller.core.state import ChargerInfo
+from controller.meter.base import Meter
+from controller.service import scheduler as sched
+from controller.service import systemd
+from controller.service.cycle import Controller, CycleResult
+from strategies import StrategyError, load
+
+log = logging.getLogger("peblar_surplus")
+
+EXIT_TIMEOUT_S = 4.0
+
+
+class StartupError(Exception):
+    """The charger refuses to be controlled (token, ReadOnly); restarting will not help."""
+
+
+@dataclass
+class Devices:
+    meter: Meter
+    charger: Charger
+
+
+@dataclass
+class RunOptions:
+    dry_run: bool = False
+    once: bool = False
+    clock: Clock = field(default_factory=SystemClock)
+    interval_s: float | None = None
+    """Real seconds between cycles; defaults to `[control] interval_s` (the demo runs faster)."""
+    stop: asyncio.Event | None = None
+    handle_signals: bool = True
+
+
+def open_devices(cfg: Config) -> Devices:
+    """The real meter and charger described by the config."""
+    from controller.charger.peblar.client import PeblarClient  # noqa: PLC0415 - keeps `check --help` light
+    from controller.meter.modbus import ModbusMeter  # noqa: PLC0415
+
+    charger = PeblarClient(
+        cfg.charger.url,
+        cfg.charger.resolved_token(),
+        timeout_s=cfg.charger.timeout_s,
+        max_current_ma=round(cfg.charger.max_current_a * 1000),
+    )
+    return Devices(meter=ModbusMeter(cfg.meter), charger=charger)
+
+
+async def probe(charger: Charger, *, needs_write: bool) -> ChargerInfo | None:
+    """Capabilities, or None when the charger is not reachable yet (the loop probes again)."""
+    try:
+        return await charger.probe(needs_write=needs_write)
+    except ChargerUnreachable as exc:
+        log.error("charger not reachable at start-up (%s); will keep trying every cycle", exc)
+        return None
+    except ChargerError as exc:
+        raise StartupError(str(exc)) from exc
+
+
+async def run(cfg: Config, devices: Devices, options: RunOptions) -> int:
+    dry_run = options.dry_run or cfg.control.dry_run
+    charger: Charger = DryRunCharger(devices.charger) if dry_run else devices.charger
+    if dry_run:
+        log.warning("DRY-RUN: reading meter and charger, computing decisions, writing nothing")
+    try:
+        info = await probe(devices.charger, needs_write=not dry_run)
+        controller = _controller(cfg, devices.meter, charger, info or _UNPROBED, options, dry_run)
+        if options.once:
+            result = await controller.cycle()
+            return 0 if result.healthy else 1
+        return await _serve(cfg, controller, options, probed=info is not None)
+    finally:
+        await _close(devices)
+
+
+_UNPROBED = ChargerInfo(phase_count=3, force_1_phase_allowed=False, firmware="not probed yet")
+
+
+def _controller(
+    cfg: Config, meter: Meter, charger: Charger, info: ChargerInfo, options: RunOptions, dry_run: bool
+) -> Controller:
+    zone = ZoneInfo(cfg.site.timezone)
+    rule = sched.active_rule(cfg.schedule, datetime.fromtimestamp(options.clock.now(), UTC), zone)
+    name, params = (rule.strategy, rule.params) if rule else (cfg.strategy.name, cfg.strategy.params)
+    try:
+        strategy = load(name, params)
+    except StrategyError as exc:
+        raise StartupError(str(exc)) from exc
+    log.info("strategy %s%s", name, f" (from schedule {rule.cron!r})" if rule else "")
+    return Controller(
+        meter=meter,
+        charger=charger,
+        strategy=strategy,
+        strategy_name=name,
+        limits=cfg.site_limits(),
+        info=info,
+        clock=options.clock,
+        dry_run=dry_run,
+    )
+
+
+async def _serve(cfg: Config, controller: Controller, options: RunOptions, *, probed: bool) -> int:
+    stop = options.stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    if options.handle_signals:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+
+    async def cycle() -> None:
+        nonlocal probed
+        if not probed:
+            info = await probe(controller.charger, needs_write=not controller.dry_run)
+            if info is not None:
+                controller.info = info
+                probed = True
+        try:
+            result = await controller.cycle()
+        except Exception:
+            log.exception("control cycle failed unexpectedly; the daemon keeps running")
+            return
+        if result.healthy:
+            systemd.notify("WATCHDOG=1")
+
+    async def switch(rule: ScheduleRule) -> None:
+        try:
+            controller.set_strategy(rule.strategy, load(rule.strategy, rule.params))
+        except StrategyError as exc:
+            log.error("schedule %r: %s", rule.cron, exc)
+            return
+        sched.request_cycle(scheduler)
+
+    scheduler = sched.build(
+        cycle,
+        interval_s=options.interval_s or cfg.control.interval_s,
+        rules=cfg.schedule,
+        on_rule=switch,
+        timezone=ZoneInfo(cfg.site.timezone),
+    )
+    scheduler.start()
+    systemd.notify("READY=1")
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping")
+        systemd.notify("STOPPING=1")
+        scheduler.shutdown(wait=False)
+        if options.handle_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(controller.write_exit_state(cfg.control.exit_state), EXIT_TIMEOUT_S)
+    return 0
+
+
+async def _close(devices: Devices) -> None:
+    for close in (devices.meter.aclose, devices.charger.aclose):
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(close(), 1.0)

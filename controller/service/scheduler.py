@@ -1,0 +1,93 @@
+"""The daemon's loop: an APScheduler interval job for the cycle, cron jobs for strategy switches.
+
+`max_instances=1` and `coalesce=True` mean a slow cycle (a charger timing out) delays the next one
+instead of stacking cycles on top of each other.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from controller.config import ScheduleRule
+
+log = logging.getLogger("peblar_surplus")
+
+CYCLE_JOB = "cycle"
+
+
+def cron_trigger(rule: ScheduleRule, timezone: tzinfo) -> CronTrigger:
+    minute, hour, day, month, day_of_week = rule.cron.split()
+    return CronTrigger(
+        minute=minute, hour=hour, day=day, month=month, day_of_week=day_of_week, timezone=timezone
+    )
+
+
+def build(
+    cycle: Callable[[], Awaitable[Any]],
+    *,
+    interval_s: float,
+    rules: list[ScheduleRule],
+    on_rule: Callable[[ScheduleRule], Awaitable[None]],
+    timezone: tzinfo,
+) -> AsyncIOScheduler:
+    """A scheduler with the cycle job (first run at once) and one cron job per `[[schedule]]` rule."""
+    scheduler = AsyncIOScheduler(timezone=timezone)
+    scheduler.add_job(
+        cycle,
+        IntervalTrigger(seconds=interval_s, timezone=timezone),
+        id=CYCLE_JOB,
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=max(1, int(interval_s)),
+        next_run_time=datetime.now(UTC),
+    )
+    for index, rule in enumerate(rules):
+        scheduler.add_job(
+            on_rule,
+            cron_trigger(rule, timezone),
+            args=[rule],
+            id=f"schedule-{index}",
+            max_instances=1,
+            coalesce=True,
+        )
+        log.info("schedule: %r → strategy %s", rule.cron, rule.strategy)
+    return scheduler
+
+
+def request_cycle(scheduler: AsyncIOScheduler) -> None:
+    """Run the cycle now (after a strategy switch) instead of waiting for the next tick."""
+    job = scheduler.get_job(CYCLE_JOB)
+    if job is not None:
+        job.modify(next_run_time=datetime.now(UTC))
+
+
+def active_rule(rules: list[ScheduleRule], now: datetime, timezone: tzinfo) -> ScheduleRule | None:
+    """The rule whose most recent firing is latest: what should be active after a restart at `now`."""
+    best: tuple[datetime, ScheduleRule] | None = None
+    for rule in rules:
+        fired = last_fire_time(rule, now, timezone)
+        if fired is not None and (best is None or fired > best[0]):
+            best = (fired, rule)
+    return best[1] if best else None
+
+
+def last_fire_time(rule: ScheduleRule, now: datetime, timezone: tzinfo) -> datetime | None:
+    """Latest firing within the past 8 days (APScheduler only looks forward, so step from a week ago)."""
+    trigger = cron_trigger(rule, timezone)
+    cursor = now.astimezone(timezone) - timedelta(days=8)
+    last: datetime | None = None
+    previous: datetime | None = None
+    while True:
+        fire = trigger.get_next_fire_time(previous, cursor)
+        if fire is None or fire > now:
+            return last
+        last = fire
+        previous = fire
+        cursor = fire + timedelta(seconds=1)
