@@ -13,13 +13,21 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from controller.core.state import SiteLimits
 from controller.meter.settings import MeterSettings
 
 ENV_CONFIG = "PEBLAR_SURPLUS_CONFIG"
-ENV_TOKEN = "PEBLAR_SURPLUS_TOKEN"
+ENV_TOKEN = "PEBLAR_SURPLUS_TOKEN"  # noqa: S105 - the variable's name, not a secret
 SYSTEM_CONFIG = Path("/etc/peblar-surplus/config.toml")
 
 
@@ -42,7 +50,9 @@ class SiteConfig(_Table):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as 'Europe/Berlin'") from exc
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name such as 'Europe/Berlin'"
+            ) from exc
         return value
 
 
@@ -154,7 +164,8 @@ class Config(_Table):
         if fallback and not charger.min_current_a <= fallback <= charger.max_current_a:
             raise ValueError(
                 f"control.fallback_current_a: {fallback:g} A is neither 0 (pause) nor between "
-                f"charger.min_current_a ({charger.min_current_a:g}) and max_current_a ({charger.max_current_a:g})"
+                f"charger.min_current_a ({charger.min_current_a:g}) "
+                f"and max_current_a ({charger.max_current_a:g})"
             )
         if control.stale_after_s < control.interval_s:
             raise ValueError(
@@ -224,8 +235,7 @@ def describe_error(exc: ValidationError) -> str:
     if kind == "missing":
         return f"{key}: required key is missing; add it to the [{loc[0]}] table"
     if kind == "value_error" and not loc:
-        text = msg.removeprefix("Value error, ")
-        return text
+        return msg.removeprefix("Value error, ")
     text = msg.removeprefix("Value error, ")
     given = first.get("input")
     if kind != "value_error" and not isinstance(given, dict) and "token" not in key:

@@ -70,9 +70,8 @@ class CheckReport:
         if self.meter is not None:
             lines.append(f"  grid power {self.meter.power_w:+.0f} W (import +, export −)")
             for index, p in enumerate(self.meter.phases, start=1):
-                lines.append(
-                    f"  L{index}: {_num(p.power_w, 'W')}  {_num(p.current_a, 'A', 2)}  {_num(p.voltage_v, 'V')}"
-                )
+                values = (_num(p.power_w, "W"), _num(p.current_a, "A", 2), _num(p.voltage_v, "V"))
+                lines.append(f"  L{index}: " + "  ".join(values))
         else:
             lines.append(f"  FAILED: {self.meter_error}")
         lines.append("charger:")

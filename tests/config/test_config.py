@@ -1,0 +1,134 @@
+"""A wrong config must stop the program with one line that names the key — never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from controller.config import ConfigError, load, parse
+
+REPO = Path(__file__).resolve().parents[2]
+
+MINIMAL = """
+[meter]
+preset = "sdm630"
+host = "127.0.0.1"
+
+[charger]
+url = "http://127.0.0.1:8080"
+token = "t0ken-for-tests"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_the_repository_example_config_is_valid() -> None:
+    cfg = load(REPO / "config.toml")
+    assert cfg.strategy.name == "pv"
+    assert cfg.strategy.params["reserve_w"] == 100
+    assert cfg.site_limits().main_fuse_a == 25
+
+
+def test_minimal_config_takes_documented_defaults(tmp_path: Path) -> None:
+    cfg = load(write(tmp_path, MINIMAL))
+    assert cfg.control.interval_s == 5
+    assert cfg.control.fallback_current_a == 0
+    assert cfg.control.exit_state == "pause"
+    assert cfg.site_limits().phase_rotation == (0, 1, 2)
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "hint"),
+    [
+        ("[control]\ninterval = 5\n", "control.interval", "unknown key"),
+        ("[control]\ninterval_s = 'fast'\n", "control.interval_s", "number"),
+        ("[site]\nmain_fuse_a = 2\n", "site.main_fuse_a", "greater than or equal to 6"),
+        ("[site]\ntimezone = 'Mars/Olympus'\n", "site.timezone", "IANA"),
+        ("[control]\nfallback_current_a = 3\n", "control.fallback_current_a", "neither 0"),
+        ("[control]\nstale_after_s = 2\n", "control.stale_after_s", "shorter than"),
+    ],
+)
+def test_bad_values_name_the_key_and_the_fix(tmp_path: Path, extra: str, key: str, hint: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load(write(tmp_path, MINIMAL + extra))
+    message = str(err.value)
+    assert key in message
+    assert hint in message
+    assert "\n" not in message
+
+
+def test_min_above_max_is_an_impossible_combination() -> None:
+    raw = {
+        "meter": {"preset": "sdm630", "host": "h"},
+        "charger": {"url": "http://c", "token": "x", "min_current_a": 10, "max_current_a": 8},
+    }
+    with pytest.raises(ConfigError, match=r"charger\.min_current_a"):
+        parse(raw)
+
+
+def test_missing_required_table_is_named() -> None:
+    with pytest.raises(ConfigError, match=r"charger: required key is missing"):
+        parse({"meter": {"preset": "sdm630", "host": "h"}})
+
+
+def test_phase_rotation_must_be_a_permutation() -> None:
+    raw = {
+        "meter": {"preset": "sdm630", "host": "h"},
+        "charger": {"url": "http://c", "token": "x", "phase_rotation": "L1L1L2"},
+    }
+    with pytest.raises(ConfigError, match=r"charger\.phase_rotation"):
+        parse(raw)
+    raw["charger"]["phase_rotation"] = "l2l3l1"  # type: ignore[index]
+    assert parse(raw).site_limits().phase_rotation == (1, 2, 0)
+
+
+def test_token_sources_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "creds").mkdir()
+    (tmp_path / "creds" / "peblar-token").write_text("from-credential\n", encoding="utf-8")
+    raw = {
+        "meter": {"preset": "sdm630", "host": "h"},
+        "charger": {"url": "http://c", "token_file": "peblar-token"},
+    }
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path / "creds"))
+    monkeypatch.delenv("PEBLAR_SURPLUS_TOKEN", raising=False)
+    assert parse(raw).charger.resolved_token() == "from-credential"
+    monkeypatch.setenv("PEBLAR_SURPLUS_TOKEN", "from-env")
+    assert parse(raw).charger.resolved_token() == "from-env"
+
+
+def test_missing_token_says_where_to_find_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PEBLAR_SURPLUS_TOKEN", raising=False)
+    cfg = parse({"meter": {"preset": "sdm630", "host": "h"}, "charger": {"url": "http://c"}})
+    with pytest.raises(ConfigError, match="Settings > Advanced"):
+        cfg.charger.resolved_token()
+
+
+def test_token_is_not_in_the_repr_of_the_config() -> None:
+    cfg = parse(
+        {"meter": {"preset": "sdm630", "host": "h"}, "charger": {"url": "http://c", "token": "s3cr3t"}}
+    )
+    assert "s3cr3t" not in repr(cfg)
+    assert "s3cr3t" not in str(cfg.model_dump())
+
+
+@pytest.mark.parametrize("command", ["run", "check"])
+def test_cli_exits_2_with_one_line_and_no_traceback(tmp_path: Path, command: str) -> None:
+    path = write(tmp_path, MINIMAL + "[control]\ninterval_s = -1\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "controller", command, "-c", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert "control.interval_s" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

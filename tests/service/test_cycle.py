@@ -1,0 +1,188 @@
+"""The control cycle's error handling: device failures become health, logged once, never a crash.
+
+The devices here implement the `Meter` / `Charger` protocols in a few lines so that a test can make
+them fail on cue; the closed-loop tests run the same cycle against the real emulators.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+import pytest
+
+from controller.charger.base import ChargerServerError, ChargerUnreachable
+from controller.charger.dry_run import DryRunCharger
+from controller.clock import ManualClock
+from controller.core.commands import Write
+from controller.core.state import ChargerInfo, ChargerReading, MeterReading, PhaseReading, SiteLimits
+from controller.meter.base import MeterTimeout
+from controller.service.cycle import Controller
+from strategies import load
+
+LIMITS = SiteLimits(main_fuse_a=25, max_current_a=16, stale_after_s=20, fallback_current_a=0)
+INFO = ChargerInfo(phase_count=3, force_1_phase_allowed=True, firmware="test")
+
+
+class ScriptedMeter:
+    def __init__(self) -> None:
+        self.power_w = -5000.0
+        self.fail: Exception | None = None
+
+    async def read(self, now: float) -> MeterReading:
+        if self.fail is not None:
+            raise self.fail
+        per_phase = self.power_w / 3
+        phase = PhaseReading(power_w=per_phase, current_a=per_phase / 230, voltage_v=230)
+        return MeterReading(time=now, power_w=self.power_w, phases=(phase, phase, phase))
+
+    def describe(self) -> str:
+        return "scripted meter"
+
+    async def aclose(self) -> None:
+        return None
+
+
+class ScriptedCharger:
+    def __init__(self) -> None:
+        self.reading = ChargerReading(
+            time=0,
+            vehicle_connected=True,
+            charging=True,
+            limit_ma=10000,
+            limit_actual_ma=10000,
+            limit_source="Local REST API",
+            force_1_phase=False,
+            power_w=6900,
+            phase_currents_a=(10.0, 10.0, 10.0),
+            cp_state="State C",
+        )
+        self.writes: list[Write] = []
+        self.read_fail: Exception | None = None
+        self.write_fail: Exception | None = None
+
+    async def probe(self, needs_write: bool = True) -> ChargerInfo:
+        return INFO
+
+    async def read(self, now: float) -> ChargerReading:
+        if self.read_fail is not None:
+            raise self.read_fail
+        return replace(self.reading, time=now)
+
+    async def write(self, write: Write) -> None:
+        if self.write_fail is not None:
+            raise self.write_fail
+        self.writes.append(write)
+        if write.limit_ma is not None:
+            self.reading = replace(self.reading, limit_ma=write.limit_ma)
+        if write.force_1_phase is not None:
+            self.reading = replace(self.reading, force_1_phase=write.force_1_phase)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def make(
+    strategy: str = "fast", *, dry_run: bool = False
+) -> tuple[Controller, ScriptedMeter, ScriptedCharger, ManualClock]:
+    meter, charger, clock = ScriptedMeter(), ScriptedCharger(), ManualClock()
+    device = DryRunCharger(charger) if dry_run else charger
+    controller = Controller(
+        meter=meter,
+        charger=device,
+        strategy=load(strategy, {}),
+        strategy_name=strategy,
+        limits=LIMITS,
+        info=INFO,
+        clock=clock,
+        dry_run=dry_run,
+    )
+    return controller, meter, charger, clock
+
+
+async def test_a_failing_meter_is_logged_once_then_recovery_once(caplog: pytest.LogCaptureFixture) -> None:
+    controller, meter, _, clock = make()
+    await controller.cycle()
+    meter.fail = MeterTimeout("no answer from 192.0.2.1:502 unit 1 register 52")
+    caplog.set_level(logging.INFO, logger="peblar_surplus")
+    for _ in range(3):
+        clock.advance(5)
+        await controller.cycle()
+    assert caplog.text.count("meter read failed") == 1
+    assert controller.meter_health.failures == 3
+    meter.fail = None
+    clock.advance(5)
+    await controller.cycle()
+    assert caplog.text.count("meter recovered after 3 failed reads") == 1
+
+
+async def test_stale_meter_falls_back_within_stale_after_plus_one_cycle() -> None:
+    controller, meter, charger, clock = make()
+    await controller.cycle()
+    assert charger.reading.limit_ma == 16000
+    meter.fail = MeterTimeout("timeout")
+    fallback_at = None
+    for step in range(1, 10):
+        clock.advance(5)
+        result = await controller.cycle()
+        if result.outcome.command.limit_ma == 0 and fallback_at is None:
+            fallback_at = step * 5
+    assert fallback_at is not None
+    assert fallback_at <= LIMITS.stale_after_s + 5
+    assert charger.reading.limit_ma == 0
+
+
+async def test_charger_write_failure_is_retried_next_cycle(caplog: pytest.LogCaptureFixture) -> None:
+    controller, _, charger, clock = make()
+    charger.write_fail = ChargerServerError("charger answered 500", status=500)
+    first = await controller.cycle()
+    assert not first.written
+    assert not first.healthy
+    assert "charger write limit=16000mA failed: charger answered 500" in caplog.text
+    charger.write_fail = None
+    clock.advance(5)
+    second = await controller.cycle()
+    assert second.written
+    assert charger.writes[-1].limit_ma == 16000
+
+
+async def test_unreachable_charger_does_not_stop_the_cycle() -> None:
+    controller, _, charger, clock = make()
+    charger.read_fail = ChargerUnreachable("cannot connect to http://192.0.2.2")
+    result = await controller.cycle()
+    assert not result.healthy
+    assert charger.writes == []
+    charger.read_fail = None
+    clock.advance(5)
+    assert (await controller.cycle()).healthy
+
+
+async def test_dry_run_computes_but_never_writes(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="peblar_surplus")
+    controller, _, charger, clock = make(dry_run=True)
+    for _ in range(5):
+        await controller.cycle()
+        clock.advance(5)
+    assert charger.writes == []
+    assert "would write limit=16000mA" in caplog.text
+
+
+async def test_one_log_line_per_cycle_with_the_numbers(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="peblar_surplus")
+    controller, _, _, _ = make("off")
+    await controller.cycle()
+    lines = [r.getMessage() for r in caplog.records if r.name == "peblar_surplus"]
+    assert len(lines) == 1
+    assert lines[0].startswith("grid=-5000 W car=6900 W surplus=11900 W → pause")
+    assert "off" in lines[0]
+
+
+async def test_foreign_limiter_warned_once(caplog: pytest.LogCaptureFixture) -> None:
+    controller, _, charger, clock = make("off")
+    charger.reading = replace(charger.reading, limit_source="Solar charging", limit_ma=16000)
+    charger.write_fail = ChargerServerError("x", status=500)
+    for _ in range(3):
+        await controller.cycle()
+        clock.advance(5)
+    assert caplog.text.count("'Solar charging'") == 1
+    assert "Default" in caplog.text

@@ -1,0 +1,56 @@
+"""The loop's wiring, checked by inspecting jobs and triggers instead of waiting for them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from controller.config import ScheduleRule
+from controller.service import scheduler as sched
+
+BERLIN = ZoneInfo("Europe/Berlin")
+NIGHT = ScheduleRule(cron="0 22 * * mon-fri", strategy="fast")
+MORNING = ScheduleRule(cron="0 6 * * *", strategy="pv")
+
+
+async def _noop() -> None:
+    return None
+
+
+async def _on_rule(rule: ScheduleRule) -> None:
+    del rule
+
+
+def test_cycle_job_never_overlaps_and_starts_at_once() -> None:
+    scheduler = sched.build(_noop, interval_s=5, rules=[NIGHT, MORNING], on_rule=_on_rule, timezone=BERLIN)
+    job = scheduler.get_job(sched.CYCLE_JOB)
+    assert job.max_instances == 1
+    assert job.coalesce is True
+    assert job.trigger.interval.total_seconds() == 5
+    assert job.next_run_time is not None
+
+
+def test_each_schedule_rule_is_a_cron_job_in_the_site_zone() -> None:
+    scheduler = sched.build(_noop, interval_s=5, rules=[NIGHT, MORNING], on_rule=_on_rule, timezone=BERLIN)
+    night = scheduler.get_job("schedule-0")
+    assert night.args == (NIGHT,)
+    # Tuesday 2026-11-24 21:59 local → fires at 22:00 local the same day.
+    before = datetime(2026, 11, 24, 21, 59, tzinfo=BERLIN)
+    assert night.trigger.get_next_fire_time(None, before) == datetime(2026, 11, 24, 22, 0, tzinfo=BERLIN)
+    # Friday 22:01 → next weekday firing is Monday 22:00.
+    friday = datetime(2026, 11, 27, 22, 1, tzinfo=BERLIN)
+    assert night.trigger.get_next_fire_time(None, friday) == datetime(2026, 11, 30, 22, 0, tzinfo=BERLIN)
+
+
+def test_active_rule_after_a_restart_is_the_latest_that_fired() -> None:
+    rules = [NIGHT, MORNING]
+    tuesday_night = datetime(2026, 11, 24, 23, 30, tzinfo=BERLIN).astimezone(UTC)
+    assert sched.active_rule(rules, tuesday_night, BERLIN) == NIGHT
+    wednesday_noon = datetime(2026, 11, 25, 12, 0, tzinfo=BERLIN).astimezone(UTC)
+    assert sched.active_rule(rules, wednesday_noon, BERLIN) == MORNING
+    saturday_night = datetime(2026, 11, 28, 23, 0, tzinfo=BERLIN).astimezone(UTC)
+    assert sched.active_rule(rules, saturday_night, BERLIN) == MORNING
+
+
+def test_no_rules_means_no_scheduled_strategy() -> None:
+    assert sched.active_rule([], datetime(2026, 1, 1, tzinfo=UTC), BERLIN) is None
