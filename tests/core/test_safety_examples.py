@@ -1,0 +1,157 @@
+"""Worked examples of the safety layer, one rule each, with numbers a user can check by hand."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from controller.core.decision import Decision
+from controller.core.safety import SafetyMemory, apply, fuse_headroom_a
+from controller.core.state import (
+    ChargerInfo,
+    ChargerReading,
+    DeviceHealth,
+    MeterReading,
+    PhaseReading,
+    SiteLimits,
+    SiteState,
+)
+
+LIMITS = SiteLimits(main_fuse_a=25, min_current_a=6, max_current_a=16, stale_after_s=20)
+SWITCHING = ChargerInfo(phase_count=3, force_1_phase_allowed=True)
+
+
+def site(
+    *,
+    now: float = 1000,
+    phase_a: tuple[float, float, float] = (5, 5, 5),
+    car_a: tuple[float, float, float] = (0, 0, 0),
+    force_1p: bool = False,
+    charging: bool = False,
+    limit_ma: int = 0,
+    limits: SiteLimits = LIMITS,
+    info: ChargerInfo = SWITCHING,
+    meter_ok: float | None = None,
+) -> SiteState:
+    phases = tuple(PhaseReading(power_w=a * 230, current_a=a, voltage_v=230) for a in phase_a)
+    grid = MeterReading(time=now, power_w=sum(a * 230 for a in phase_a), phases=phases)
+    charger = ChargerReading(
+        time=now,
+        vehicle_connected=True,
+        charging=charging,
+        limit_ma=limit_ma,
+        limit_actual_ma=limit_ma,
+        limit_source="Local REST API",
+        force_1_phase=force_1p,
+        power_w=sum(car_a) * 230,
+        phase_currents_a=car_a,
+    )
+    ok = DeviceHealth(last_ok=now)
+    return SiteState(
+        now=now,
+        limits=limits,
+        info=info,
+        grid=grid,
+        charger=charger,
+        meter_health=DeviceHealth(last_ok=meter_ok) if meter_ok is not None else ok,
+        charger_health=ok,
+    )
+
+
+def test_clamped_to_min_and_max() -> None:
+    cmd, _, notes = apply(Decision(40, 3, "greedy plugin"), site(), SafetyMemory())
+    assert cmd.limit_ma == 16000
+    assert any("clamp" in n for n in notes)
+    cmd, _, _ = apply(Decision(2, 3, "timid plugin"), site(), SafetyMemory())
+    assert cmd.limit_ma == 6000
+
+
+def test_fuse_cut_on_the_loaded_phase_only() -> None:
+    # L2 carries 18 A of other load: 25 − 18 = 7 A left for the car on L2.
+    state = site(phase_a=(3, 18, 3))
+    cmd, _, notes = apply(Decision(16, 3, "fast"), state, SafetyMemory())
+    assert cmd.limit_ma == 7000
+    assert any(n.startswith("fuse: 16.0→7.0") for n in notes)
+
+
+def test_the_cars_own_draw_is_not_counted_as_other_load() -> None:
+    # The meter sees 22 A on each phase, 16 A of which is the car: other load 6 A, room 19 A.
+    state = site(phase_a=(22, 22, 22), car_a=(16, 16, 16), charging=True, limit_ma=16000)
+    assert fuse_headroom_a(state, 3) == 19
+    cmd, _, _ = apply(Decision(16, 3, "fast"), state, SafetyMemory())
+    assert cmd.limit_ma == 16000
+
+
+def test_one_phase_charging_uses_the_first_phase_of_the_rotation() -> None:
+    # Charger L1 is wired to grid L3, which is heavily loaded; grid L1 is free.
+    limits = replace(LIMITS, phase_rotation=(2, 0, 1))
+    state = site(phase_a=(2, 2, 20), limits=limits, force_1p=True)
+    assert fuse_headroom_a(state, 1) == 5
+    cmd, _, notes = apply(Decision(10, 1, "pv"), state, SafetyMemory())
+    assert cmd.limit_ma == 0
+    assert any("below minimum" in n or "< minimum" in n for n in notes)
+
+
+def test_export_on_a_phase_is_not_headroom() -> None:
+    state = site(phase_a=(-20, -20, -20))
+    assert fuse_headroom_a(state, 3) == 25
+
+
+def test_without_phase_values_all_other_import_is_assumed_on_each_phase() -> None:
+    state = site()
+    grid = MeterReading(time=state.now, power_w=4600)  # 20 A in total, phases unknown
+    state = replace(state, grid=grid)
+    assert fuse_headroom_a(state, 3) == 5
+
+
+def test_blind_meter_gives_the_fallback() -> None:
+    limits = replace(LIMITS, fallback_current_a=6)
+    state = site(now=1000, meter_ok=979, limits=limits)
+    cmd, _, notes = apply(Decision(16, 3, "fast"), state, SafetyMemory())
+    assert cmd.limit_ma == 6000
+    assert notes[0].startswith("BLIND (no valid meter data for 21 s)")
+    fresh = site(now=1000, meter_ok=981, limits=limits)
+    assert apply(Decision(16, 3, "fast"), fresh, SafetyMemory())[0].limit_ma == 16000
+
+
+def test_relay_budget_holds_the_fourth_resume() -> None:
+    memory = SafetyMemory(pause_times=(100.0, 200.0, 300.0), last_limit_ma=0)
+    cmd, memory, notes = apply(Decision(10, 3, "pv"), site(now=650), memory)
+    assert cmd.limit_ma == 0
+    assert any("relay budget" in n for n in notes)
+    # Ten minutes after the first pause the oldest drops out of the window.
+    cmd, _, _ = apply(Decision(10, 3, "pv"), site(now=701), memory)
+    assert cmd.limit_ma == 10000
+
+
+def test_pause_is_recorded_when_a_running_charger_stops() -> None:
+    memory = SafetyMemory(last_limit_ma=10000)
+    _, memory, _ = apply(Decision.pause("no sun", 3), site(now=500), memory)
+    assert memory.pause_times == (500,)
+    _, memory, _ = apply(Decision.pause("no sun", 3), site(now=505), memory)
+    assert memory.pause_times == (500,)
+
+
+def test_one_to_three_while_charging_goes_pause_switch_resume() -> None:
+    running = site(now=1000, force_1p=True, charging=True, car_a=(10, 0, 0), limit_ma=10000)
+    memory = SafetyMemory(last_limit_ma=10000)
+    cmd, memory, _ = apply(Decision(8, 3, "pv"), running, memory)
+    assert (cmd.limit_ma, cmd.force_1_phase) == (0, True)
+    stopped = site(now=1005, force_1p=True, charging=False, limit_ma=0)
+    cmd, memory, _ = apply(Decision(8, 3, "pv"), stopped, memory)
+    assert (cmd.limit_ma, cmd.force_1_phase) == (8000, False)
+    assert memory.last_switch_s == 1005
+
+
+def test_phase_switches_keep_their_minimum_interval() -> None:
+    memory = SafetyMemory(last_switch_s=900, last_limit_ma=0)
+    cmd, _, notes = apply(Decision(8, 1, "pv"), site(now=1000), memory)
+    assert cmd.force_1_phase is False
+    assert any("phase switch held" in n for n in notes)
+    cmd, _, _ = apply(Decision(8, 1, "pv"), site(now=1201), memory)
+    assert cmd.force_1_phase is True
+
+
+def test_a_charger_that_cannot_switch_is_never_asked_to() -> None:
+    fixed = ChargerInfo(phase_count=3, force_1_phase_allowed=False)
+    cmd, _, _ = apply(Decision(8, 1, "pv"), site(info=fixed), SafetyMemory())
+    assert cmd.force_1_phase is None
