@@ -1,0 +1,321 @@
+"""Measured site traces: PV output and household load over time, read from CSV (optionally gzip).
+
+A trace is the only input the simulator takes from the real world, so reading it is strict: a row that
+cannot be read stops the run with the file, the row number and the column, instead of being skipped and
+silently changing every metric. Gaps are not errors (real loggers drop minutes) but they are reported,
+because the simulator holds the last value across them.
+
+Format: a header, then one row per sample.
+
+- `timestamp`: ISO 8601 (`2016-06-01T00:00:00Z`, any UTC offset; no offset means UTC) or Unix seconds.
+- `pv_w`: PV AC output in W. Small negative values (inverter standby at night) are read as 0.
+- `house_w`: household consumption without the car, in W.
+- optional `house_l1_w`, `house_l2_w`, `house_l3_w` and/or `pv_l1_w`, `pv_l2_w`, `pv_l3_w`: the split
+  over the grid phases. Without them, house and PV are split evenly over three phases. When the
+  per-phase house columns are present `house_w` may be left out (it is their sum); when both are
+  present they must agree.
+
+Each value is the mean over the interval that starts at its timestamp and ends at the next one; the
+last row lasts one typical step. Between timestamps the value is held (zero-order hold): 1-minute data
+carries no information about what happened inside the minute.
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import gzip
+import io
+import itertools
+import math
+import statistics
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+REQUIRED = ("timestamp", "pv_w")
+PHASE_HOUSE = ("house_l1_w", "house_l2_w", "house_l3_w")
+PHASE_PV = ("pv_l1_w", "pv_l2_w", "pv_l3_w")
+GAP_FACTOR = 1.5
+"""A step longer than this many typical steps is a gap."""
+SPLIT_TOLERANCE_W = 1.0
+"""How far `house_w` may differ from the sum of the per-phase columns (rounding in the source)."""
+
+
+class TraceError(ValueError):
+    """The trace cannot be used; the message names the file, the row and the column."""
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Missing data between two consecutive rows; the earlier row's values are held across it."""
+
+    start: float
+    end: float
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+    def describe(self) -> str:
+        return f"{_iso(self.start)} → {_iso(self.end)} ({self.seconds / 60:.0f} min)"
+
+
+@dataclass(frozen=True)
+class Trace:
+    """A trace in memory: parallel lists for a lean simulation loop, times in Unix seconds (UTC).
+
+    `house_split` / `pv_split` hold, per row, the fraction of the total on each grid phase; None means
+    an even split.
+    """
+
+    times: list[float]
+    pv_w: list[float]
+    house_w: list[float]
+    step_s: float
+    source: str = "trace"
+    gaps: tuple[Gap, ...] = ()
+    house_split: list[tuple[float, float, float]] | None = None
+    pv_split: list[tuple[float, float, float]] | None = None
+    _lookup: list[float] = field(default_factory=list, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        n = len(self.times)
+        if n == 0:
+            raise TraceError(f"{self.source}: no data rows")
+        for name, values in (("pv_w", self.pv_w), ("house_w", self.house_w)):
+            if len(values) != n:
+                raise TraceError(f"{self.source}: {name} has {len(values)} values for {n} timestamps")
+
+    @property
+    def start(self) -> float:
+        return self.times[0]
+
+    @property
+    def end(self) -> float:
+        """Where the last sample stops holding: one typical step after the last timestamp."""
+        return self.times[-1] + self.step_s
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def index_at(self, t: float) -> int:
+        """The row whose interval holds `t` (the first row before the start, the last after the end)."""
+        return max(0, bisect.bisect_right(self.times, t) - 1)
+
+    def at(self, t: float) -> tuple[float, float]:
+        """(pv_w, house_w) held at time `t`."""
+        i = self.index_at(t)
+        return self.pv_w[i], self.house_w[i]
+
+    def house_phases_w(self, i: int) -> tuple[float, float, float]:
+        return _split(self.house_w[i], None if self.house_split is None else self.house_split[i])
+
+    def pv_phases_w(self, i: int) -> tuple[float, float, float]:
+        return _split(self.pv_w[i], None if self.pv_split is None else self.pv_split[i])
+
+    def segments(self, start: float, end: float) -> Iterator[tuple[float, float, int]]:
+        """(from, to, row) for each held value inside [start, end), in order."""
+        if end <= start:
+            return
+        i = self.index_at(start)
+        t = start
+        n = len(self.times)
+        while t < end:
+            nxt = self.times[i + 1] if i + 1 < n else math.inf
+            stop = min(nxt, end)
+            if stop > t:
+                yield t, stop, i
+            t = stop
+            i += 1
+            if i >= n:
+                if t < end:
+                    yield t, end, n - 1
+                return
+
+    def describe(self) -> str:
+        gaps = f", {len(self.gaps)} gap(s)" if self.gaps else ""
+        return (
+            f"{self.source}: {len(self)} rows, {_iso(self.start)} → {_iso(self.end)}, "
+            f"step {self.step_s:g} s{gaps}"
+        )
+
+
+def _split(total: float, fractions: tuple[float, float, float] | None) -> tuple[float, float, float]:
+    if fractions is None:
+        third = total / 3.0
+        return third, third, third
+    return total * fractions[0], total * fractions[1], total * fractions[2]
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    with path.open("rb") as probe:
+        magic = probe.read(2)
+    if magic == b"\x1f\x8b":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
+    return io.TextIOWrapper(path.open("rb"), encoding="utf-8", newline="")
+
+
+def read_trace(path: str | Path) -> Trace:
+    """Read a trace file (plain or gzip CSV) or raise `TraceError` naming the row and the column."""
+    path = Path(path)
+    try:
+        with _open_text(path) as handle:
+            return parse_rows(csv.reader(handle), source=str(path))
+    except OSError as exc:
+        raise TraceError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise TraceError(f"{path}: not a UTF-8 text or gzip CSV file ({exc.reason})") from exc
+
+
+def parse_text(text: str, source: str = "trace") -> Trace:
+    """A trace from CSV text; for tests and for traces built in memory."""
+    return parse_rows(csv.reader(io.StringIO(text)), source=source)
+
+
+def parse_rows(rows: Iterator[list[str]] | Sequence[list[str]], source: str = "trace") -> Trace:
+    """The parser behind `read_trace`. Row numbers in errors count the header as row 1, as an editor does."""
+    iterator = iter(rows)
+    try:
+        header = [name.strip().lstrip("\ufeff").lower() for name in next(iterator)]
+    except StopIteration:
+        raise TraceError(f"{source}: empty file, expected a header 'timestamp,pv_w,house_w'") from None
+    columns = {name: i for i, name in enumerate(header)}
+    has_phase_house = all(name in columns for name in PHASE_HOUSE)
+    has_phase_pv = all(name in columns for name in PHASE_PV)
+    missing = [name for name in REQUIRED if name not in columns]
+    if "house_w" not in columns and not has_phase_house:
+        missing.append("house_w")
+    for group in (PHASE_HOUSE, PHASE_PV):
+        present = [name for name in group if name in columns]
+        if present and len(present) < 3:
+            missing.extend(name for name in group if name not in columns)
+    if missing:
+        raise TraceError(
+            f"{source}: row 1 (header): missing column(s) {', '.join(missing)}; "
+            f"found {', '.join(header) or 'nothing'}"
+        )
+
+    ts_col = columns["timestamp"]
+    pv_col = columns["pv_w"]
+    house_col = columns.get("house_w")
+    times: list[float] = []
+    pv: list[float] = []
+    house: list[float] = []
+    house_split: list[tuple[float, float, float]] = []
+    pv_split: list[tuple[float, float, float]] = []
+    house_phase_cols = [columns[name] for name in PHASE_HOUSE] if has_phase_house else []
+    pv_phase_cols = [columns[name] for name in PHASE_PV] if has_phase_pv else []
+    width = len(header)
+
+    for row_number, row in enumerate(iterator, start=2):
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue
+        if len(row) < width:
+            raise TraceError(
+                f"{source}: row {row_number}: {len(row)} field(s) for {width} columns "
+                f"(column {header[len(row)]!r} is missing)"
+            )
+        t = _timestamp(row[ts_col], source, row_number)
+        if times and t <= times[-1]:
+            word = "repeats" if t == times[-1] else "goes backwards from"
+            raise TraceError(
+                f"{source}: row {row_number}, column 'timestamp': time {word} the previous row "
+                f"({row[ts_col].strip()!r} after {_iso(times[-1])})"
+            )
+        pv_total = max(_number(row, pv_col, "pv_w", source, row_number), 0.0)
+        if has_phase_house:
+            parts = [
+                _number(row, col, name, source, row_number)
+                for col, name in zip(house_phase_cols, PHASE_HOUSE, strict=True)
+            ]
+            phase_sum = sum(parts)
+            if house_col is not None:
+                total = _number(row, house_col, "house_w", source, row_number)
+                if abs(total - phase_sum) > max(SPLIT_TOLERANCE_W, 0.01 * abs(total)):
+                    raise TraceError(
+                        f"{source}: row {row_number}, column 'house_w': {total:g} W is not the sum of "
+                        f"house_l1_w..house_l3_w ({phase_sum:g} W)"
+                    )
+            else:
+                total = phase_sum
+            house_split.append(_fractions(parts, phase_sum))
+        else:
+            total = _number(row, columns["house_w"], "house_w", source, row_number)
+        if has_phase_pv:
+            parts = [
+                max(_number(row, col, name, source, row_number), 0.0)
+                for col, name in zip(pv_phase_cols, PHASE_PV, strict=True)
+            ]
+            pv_split.append(_fractions(parts, sum(parts)))
+        times.append(t)
+        pv.append(pv_total)
+        house.append(total)
+
+    if not times:
+        raise TraceError(f"{source}: no data rows after the header")
+    step = _typical_step(times)
+    gaps = tuple(Gap(a, b) for a, b in itertools.pairwise(times) if b - a > GAP_FACTOR * step)
+    return Trace(
+        times=times,
+        pv_w=pv,
+        house_w=house,
+        step_s=step,
+        source=source,
+        gaps=gaps,
+        house_split=house_split if has_phase_house else None,
+        pv_split=pv_split if has_phase_pv else None,
+    )
+
+
+def _fractions(parts: list[float], total: float) -> tuple[float, float, float]:
+    if abs(total) < 1e-9:
+        return (1 / 3, 1 / 3, 1 / 3)
+    return (parts[0] / total, parts[1] / total, parts[2] / total)
+
+
+def _typical_step(times: list[float]) -> float:
+    """The median step, so that a few gaps do not change what counts as normal; 60 s for one row."""
+    if len(times) < 2:
+        return 60.0
+    steps = [b - a for a, b in itertools.pairwise(times)]
+    return float(statistics.median(steps))
+
+
+def _number(row: list[str], col: int, name: str, source: str, row_number: int) -> float:
+    text = row[col].strip()
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        shown = repr(text) if text else "an empty field"
+        raise TraceError(f"{source}: row {row_number}, column {name!r}: {shown} is not a number of watts")
+    return value
+
+
+def _timestamp(text: str, source: str, row_number: int) -> float:
+    text = text.strip()
+    try:
+        value = float(text)
+    except ValueError:
+        pass
+    else:
+        if math.isfinite(value):
+            return value
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        shown = repr(text) if text else "an empty field"
+        raise TraceError(
+            f"{source}: row {row_number}, column 'timestamp': {shown} is neither ISO 8601 "
+            "(e.g. 2016-06-01T12:00:00Z) nor Unix seconds"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()
