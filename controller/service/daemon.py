@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -49,6 +50,8 @@ class RunOptions:
     """Real seconds between cycles; defaults to `[control] interval_s` (the demo runs faster)."""
     stop: asyncio.Event | None = None
     handle_signals: bool = True
+    on_cycle: Callable[[CycleResult], None] | None = None
+    """Called after every cycle (the demo's summary counts pauses and switches with it)."""
 
 
 def open_devices(cfg: Config) -> Devices:
@@ -84,6 +87,7 @@ async def run(cfg: Config, devices: Devices, options: RunOptions) -> int:
     try:
         info = await probe(devices.charger, needs_write=not dry_run)
         controller = _controller(cfg, devices.meter, charger, info or _UNPROBED, options, dry_run)
+        controller.on_cycle = options.on_cycle
         if options.once:
             result = await controller.cycle()
             return 0 if result.healthy else 1
