@@ -1,0 +1,311 @@
+"""Control-quality metrics, computed from the simulation timeline, and the solar oracle.
+
+The engine writes one `Cycle` per control cycle. Energies in a cycle are integrals over the cycle's
+interval taken at the physics step (not samples at the control instant), so a controller that is
+slow to follow a cloud pays for every second of it. Everything below is a sum, maximum or count over
+those rows, which keeps the definitions short enough to check by hand.
+
+Definitions (the README's "Metrics" section copies them):
+
+- `car_kwh`: energy into the car, ∫ car power dt, while it is plugged in.
+- `car_solar_kwh`: ∫ min(car power, max(pv − house, 0)) dt — the part of the car's power that the PV
+  could have covered after the house. `car_grid_kwh` = `car_kwh` − `car_solar_kwh`.
+- `solar_share` = `car_solar_kwh` / `car_kwh` (null when the car got nothing).
+- `oracle_kwh`: the most solar energy any controller could have put into this car on this trace
+  without importing for it: at each instant the oracle charges at the largest power the charger can
+  deliver that is not above the surplus max(pv − house, 0), with 1 phase delivering min–max A and
+  3 phases 3 × (min–max A) at the site voltage (only the modes this charger and car can use), switching
+  freely and instantly; it stops when the car's battery is full. `capture` = `car_solar_kwh` /
+  `oracle_kwh` (null when the oracle is 0).
+- `exported_kwh`: ∫ max(−grid, 0) dt while the car is plugged in and not full: sun that went to the grid
+  although the car could have taken it.
+- `surplus_kwh`: ∫ max(pv − house, 0) dt while the car is plugged in (context for the above).
+- `pauses`: control cycles whose command takes the charger from a limit ≥ 6 A to 0 (pause) while the
+  car is plugged in — each one opens the contactor. `max_pauses_10min`: the most pauses that start
+  within any 600 s.
+- `phase_switches`: cycles in which the charger's phase mode (1 or 3) changes while the car is plugged in.
+  (Pauses and switches count only between two cycles that both saw the car plugged in.)
+- `commands`: cycles that wrote anything to the charger (`ChargeCurrentLimit` and/or `Force1Phase`),
+  re-asserts included: the load we put on the charger's API.
+- `max_phase_current_a`: the highest current magnitude on any grid phase at the meter (import or
+  export), over the whole run; `fuse_seconds_over`: seconds in which it exceeded `main_fuse_a`.
+- `cycle_ms_median`, `cycle_ms_p99` (totals only): wall-clock time of one `control.step` (strategy +
+  safety layer + command diff) on the machine that ran the simulation.
+
+A day is a calendar day in the site's time zone; a cycle belongs to the day its interval starts in.
+"""
+
+from __future__ import annotations
+
+import bisect
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from controller.core.units import MIN_SIGNAL_A
+
+PAUSE_WINDOW_S = 600.0
+
+
+@dataclass(slots=True)
+class Cycle:
+    """One control cycle: the instant the controller saw, what it commanded, and the interval after it.
+
+    Instant values (at `time`): `pv_w`, `house_w` (held trace values), `car_w` (the charger's own
+    meter), `grid_w` (what the grid meter showed the controller). Command: `target_a` (the limit the
+    charger holds after this cycle, 0 = paused), `phases` (its phase mode), `command` (what was
+    written, empty when nothing was). Integrals over [time, time + dt_s): the `*_wh` fields,
+    `fuse_s_over` and `max_phase_a`.
+    """
+
+    time: float
+    dt_s: float
+    pv_w: float
+    house_w: float
+    car_w: float
+    grid_w: float
+    target_a: float
+    phases: int
+    command: str
+    connected: bool
+    reason: str
+    car_wh: float = 0.0
+    car_solar_wh: float = 0.0
+    export_wh: float = 0.0
+    surplus_wh: float = 0.0
+    oracle_wh: float = 0.0
+    fuse_s_over: float = 0.0
+    max_phase_a: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeRanges:
+    """The power bands the charger and car can deliver, for the oracle: (low W, high W) per phase mode."""
+
+    bands: tuple[tuple[float, float], ...]
+
+    @classmethod
+    def for_site(
+        cls,
+        *,
+        voltage_v: float,
+        min_current_a: float,
+        max_current_a: float,
+        one_phase: bool,
+        three_phase: bool,
+    ) -> ChargeRanges:
+        low = max(min_current_a, MIN_SIGNAL_A)
+        bands: list[tuple[float, float]] = []
+        if max_current_a >= low:
+            if one_phase:
+                bands.append((low * voltage_v, max_current_a * voltage_v))
+            if three_phase:
+                bands.append((3 * low * voltage_v, 3 * max_current_a * voltage_v))
+        return cls(tuple(bands))
+
+    def oracle_power_w(self, surplus_w: float) -> float:
+        """The largest deliverable power that is not above the surplus; 0 below the smallest band."""
+        best = 0.0
+        for low, high in self.bands:
+            if surplus_w >= low:
+                best = max(best, min(surplus_w, high))
+        return best
+
+
+@dataclass(slots=True)
+class Metrics:
+    """One block of the JSON report: a whole run (`total`) or one day."""
+
+    car_kwh: float = 0.0
+    car_solar_kwh: float = 0.0
+    car_grid_kwh: float = 0.0
+    solar_share: float | None = None
+    oracle_kwh: float = 0.0
+    capture: float | None = None
+    exported_kwh: float = 0.0
+    surplus_kwh: float = 0.0
+    pauses: int = 0
+    max_pauses_10min: int = 0
+    phase_switches: int = 0
+    commands: int = 0
+    max_phase_current_a: float = 0.0
+    fuse_seconds_over: float = 0.0
+    main_fuse_a: float = 0.0
+    plugged_hours: float = 0.0
+    days: int = 1
+    cycle_ms_median: float | None = None
+    cycle_ms_p99: float | None = None
+
+    def as_json(self, *, with_timing: bool) -> dict[str, float | int | None]:
+        block: dict[str, float | int | None] = {
+            "car_kwh": round(self.car_kwh, 4),
+            "car_solar_kwh": round(self.car_solar_kwh, 4),
+            "car_grid_kwh": round(self.car_grid_kwh, 4),
+            "solar_share": _round(self.solar_share, 5),
+            "oracle_kwh": round(self.oracle_kwh, 4),
+            "capture": _round(self.capture, 5),
+            "exported_kwh": round(self.exported_kwh, 4),
+            "surplus_kwh": round(self.surplus_kwh, 4),
+            "pauses": self.pauses,
+            "max_pauses_10min": self.max_pauses_10min,
+            "phase_switches": self.phase_switches,
+            "commands": self.commands,
+            "max_phase_current_a": round(self.max_phase_current_a, 3),
+            "fuse_seconds_over": round(self.fuse_seconds_over, 1),
+            "main_fuse_a": self.main_fuse_a,
+            "plugged_hours": round(self.plugged_hours, 4),
+            "days": self.days,
+        }
+        if with_timing:
+            block["cycle_ms_median"] = _round(self.cycle_ms_median, 4)
+            block["cycle_ms_p99"] = _round(self.cycle_ms_p99, 4)
+        return block
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+@dataclass(frozen=True, slots=True)
+class RunMetrics:
+    total: Metrics
+    days: dict[str, Metrics]
+
+
+class DayClock:
+    """Which local calendar day a Unix time falls in, without a time-zone conversion per row."""
+
+    def __init__(self, start: float, end: float, timezone: str) -> None:
+        zone = ZoneInfo(timezone)
+        first = datetime.fromtimestamp(start, zone).date()
+        last = datetime.fromtimestamp(end, zone).date()
+        self.starts: list[float] = []
+        self.names: list[str] = []
+        day = first
+        while day <= last + timedelta(days=1):
+            midnight = datetime(day.year, day.month, day.day, tzinfo=zone)
+            self.starts.append(midnight.astimezone(UTC).timestamp())
+            self.names.append(day.isoformat())
+            day += timedelta(days=1)
+
+    def index(self, t: float) -> int:
+        return max(0, bisect.bisect_right(self.starts, t) - 1)
+
+    def name(self, t: float) -> str:
+        return self.names[self.index(t)]
+
+    @staticmethod
+    def local_day(t: float, timezone: str) -> date:
+        return datetime.fromtimestamp(t, ZoneInfo(timezone)).date()
+
+
+def summarize(
+    rows: Sequence[Cycle],
+    *,
+    timezone: str,
+    main_fuse_a: float,
+    compute_s: Sequence[float] = (),
+) -> RunMetrics:
+    """The report's blocks: one per local day and one for the whole run."""
+    if not rows:
+        return RunMetrics(total=Metrics(main_fuse_a=main_fuse_a, days=0), days={})
+    clock = DayClock(rows[0].time, rows[-1].time + rows[-1].dt_s, timezone)
+    by_day: dict[str, list[Cycle]] = {}
+    current = -1
+    boundary = -float("inf")
+    bucket: list[Cycle] = []
+    for row in rows:
+        if row.time >= boundary:
+            current = clock.index(row.time)
+            boundary = clock.starts[current + 1] if current + 1 < len(clock.starts) else float("inf")
+            bucket = by_day.setdefault(clock.names[current], [])
+        bucket.append(row)
+    days = {name: block(day_rows, main_fuse_a=main_fuse_a) for name, day_rows in by_day.items()}
+    total = block(rows, main_fuse_a=main_fuse_a)
+    total.days = len(days)
+    total.cycle_ms_median, total.cycle_ms_p99 = timing_ms(compute_s)
+    return RunMetrics(total=total, days=days)
+
+
+def timing_ms(compute_s: Sequence[float]) -> tuple[float | None, float | None]:
+    """(median, 99th percentile) of the control-step times, in milliseconds."""
+    if not compute_s:
+        return None, None
+    ordered = sorted(compute_s)
+    p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+    return statistics.median(ordered) * 1000, p99 * 1000
+
+
+def combine(blocks: Sequence[Metrics], *, compute_s: Sequence[float] = ()) -> Metrics:
+    """Blocks of separate runs (e.g. several traces) as one: sums, maxima, and the ratios anew."""
+    m = Metrics(main_fuse_a=max((b.main_fuse_a for b in blocks), default=0.0), days=0)
+    for b in blocks:
+        m.car_kwh += b.car_kwh
+        m.car_solar_kwh += b.car_solar_kwh
+        m.car_grid_kwh += b.car_grid_kwh
+        m.oracle_kwh += b.oracle_kwh
+        m.exported_kwh += b.exported_kwh
+        m.surplus_kwh += b.surplus_kwh
+        m.pauses += b.pauses
+        m.max_pauses_10min = max(m.max_pauses_10min, b.max_pauses_10min)
+        m.phase_switches += b.phase_switches
+        m.commands += b.commands
+        m.max_phase_current_a = max(m.max_phase_current_a, b.max_phase_current_a)
+        m.fuse_seconds_over += b.fuse_seconds_over
+        m.plugged_hours += b.plugged_hours
+        m.days += b.days
+    m.solar_share = m.car_solar_kwh / m.car_kwh if m.car_kwh > 0 else None
+    m.capture = m.car_solar_kwh / m.oracle_kwh if m.oracle_kwh > 0 else None
+    m.cycle_ms_median, m.cycle_ms_p99 = timing_ms(compute_s)
+    return m
+
+
+def block(rows: Iterable[Cycle], *, main_fuse_a: float) -> Metrics:
+    """Sum, count and maximise one stretch of the timeline (see the module docstring)."""
+    m = Metrics(main_fuse_a=main_fuse_a)
+    car_wh = solar_wh = export_wh = surplus_wh = oracle_wh = plugged_s = 0.0
+    pause_times: list[float] = []
+    previous: Cycle | None = None
+    for row in rows:
+        car_wh += row.car_wh
+        solar_wh += row.car_solar_wh
+        export_wh += row.export_wh
+        surplus_wh += row.surplus_wh
+        oracle_wh += row.oracle_wh
+        m.fuse_seconds_over += row.fuse_s_over
+        m.max_phase_current_a = max(m.max_phase_current_a, row.max_phase_a)
+        if row.connected:
+            plugged_s += row.dt_s
+        if row.command:
+            m.commands += 1
+        if previous is not None and row.connected and previous.connected:
+            if previous.target_a >= MIN_SIGNAL_A and row.target_a <= 0.0:
+                pause_times.append(row.time)
+            if previous.phases != row.phases:
+                m.phase_switches += 1
+        previous = row
+    m.car_kwh = car_wh / 1000
+    m.car_solar_kwh = solar_wh / 1000
+    m.car_grid_kwh = max(car_wh - solar_wh, 0.0) / 1000
+    m.solar_share = solar_wh / car_wh if car_wh > 0 else None
+    m.oracle_kwh = oracle_wh / 1000
+    m.capture = solar_wh / oracle_wh if oracle_wh > 0 else None
+    m.exported_kwh = export_wh / 1000
+    m.surplus_kwh = surplus_wh / 1000
+    m.plugged_hours = plugged_s / 3600
+    m.pauses = len(pause_times)
+    m.max_pauses_10min = most_in_window(pause_times, PAUSE_WINDOW_S)
+    return m
+
+
+def most_in_window(times: Sequence[float], window_s: float) -> int:
+    """The largest number of events that start within any `window_s` (events sorted by time)."""
+    best = 0
+    first = 0
+    for last, t in enumerate(times):
+        while t - times[first] >= window_s:
+            first += 1
+        best = max(best, last - first + 1)
+    return best
