@@ -1,0 +1,246 @@
+"""`peblar-surplus simulate`: run strategies over measured traces and say how well they used the sun.
+
+`controller/cli.py` calls `register(subparsers)`; the handler returns the exit code: 0 done, 2 when an
+input (trace, strategy, plug times, config) cannot be used — with one line naming what and where.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from controller.core.state import ChargerInfo, SiteLimits
+
+EXIT_OK, EXIT_INPUT = 0, 2
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "simulate",
+        help="run strategies over measured PV/house traces and report control quality",
+        description=(
+            "Replays traces (CSV: timestamp, pv_w, house_w; .gz accepted) through the real control "
+            "core with a modelled charger, car and grid meter, and reports solar share, capture of the "
+            "solar oracle, pauses, phase switches and fuse margin."
+        ),
+    )
+    parser.add_argument(
+        "--trace", action="append", required=True, metavar="CSV", help="trace file; repeat for several"
+    )
+    parser.add_argument(
+        "-c",
+        "--config",
+        help="config file for the site limits, interval, time zone and strategy parameters "
+        "(default: built-in defaults — 25 A fuse, 6–16 A, 5 s, UTC, strategy pv)",
+    )
+    parser.add_argument(
+        "--strategy",
+        action="append",
+        metavar="NAME",
+        help="strategy to simulate; repeat for several (default: the config's strategy)",
+    )
+    parser.add_argument("--report", metavar="JSON", help="write the metrics as JSON")
+    parser.add_argument("--timeline", metavar="CSV", help="write one row per control cycle")
+    parser.add_argument("--plot", metavar="DIR", help="write one PNG per day and strategy")
+    parser.add_argument(
+        "--plug-in",
+        default="08:00",
+        metavar="HH:MM",
+        help="local time the car arrives each day (default 08:00); 'none' with --plug-out none: "
+        "plugged in for the whole trace",
+    )
+    parser.add_argument(
+        "--plug-out", default="18:00", metavar="HH:MM", help="local time the car leaves (default 18:00)"
+    )
+    parser.set_defaults(handler=handle)
+    return parser
+
+
+@dataclass(frozen=True)
+class Setup:
+    limits: SiteLimits
+    interval_s: float
+    timezone: str
+    strategy: str
+    params: dict[str, Any]
+
+
+def _setup(config: str | None) -> Setup | str:
+    """The site from `-c`, or the defaults; a string is the error to show."""
+    if config is None:
+        return Setup(SiteLimits(), 5.0, "UTC", "pv", {})
+    from controller.config import ConfigError, load  # noqa: PLC0415 - only when a config is given
+
+    try:
+        cfg = load(Path(config))
+    except ConfigError as exc:
+        return f"configuration error: {exc}"
+    return Setup(
+        limits=cfg.site_limits(),
+        interval_s=cfg.control.interval_s,
+        timezone=cfg.site.timezone,
+        strategy=cfg.strategy.name,
+        params=cfg.strategy.params,
+    )
+
+
+def _plug(value: str) -> str | None:
+    return None if value.strip().lower() in {"none", "always", ""} else value
+
+
+def _plug_problem(plug_in: str | None, plug_out: str | None) -> str | None:
+    from controller.simulation.engine import parse_clock  # noqa: PLC0415
+
+    if (plug_in is None) != (plug_out is None):
+        return "--plug-in and --plug-out: give both times, or 'none' for both"
+    try:
+        if plug_in is not None and plug_out is not None:
+            parse_clock(plug_in, "--plug-in")
+            parse_clock(plug_out, "--plug-out")
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def handle(args: argparse.Namespace) -> int:
+    from controller.simulation.engine import SimSettings, simulate_trace  # noqa: PLC0415 - heavy, on demand
+    from controller.simulation.report import summary_text, write_report, write_timeline  # noqa: PLC0415
+    from controller.simulation.trace import TraceError, read_trace  # noqa: PLC0415
+    from strategies import StrategyError  # noqa: PLC0415
+
+    setup = _setup(args.config)
+    if isinstance(setup, str):
+        return _fail(setup)
+    plug_in, plug_out = _plug(args.plug_in), _plug(args.plug_out)
+    problem = _plug_problem(plug_in, plug_out)
+    if problem is not None:
+        return _fail(problem)
+    settings = SimSettings(
+        interval_s=setup.interval_s, plug_in=plug_in, plug_out=plug_out, timezone=setup.timezone
+    )
+    names = args.strategy or [setup.strategy]
+    try:
+        traces = [read_trace(path) for path in args.trace]
+    except TraceError as exc:
+        return _fail(str(exc))
+    for trace in traces:
+        print(trace.describe(), file=sys.stderr)
+        for gap in trace.gaps[:10]:
+            print(f"  gap: {gap.describe()} (last values held)", file=sys.stderr)
+        if len(trace.gaps) > 10:
+            print(f"  … and {len(trace.gaps) - 10} more gaps", file=sys.stderr)
+
+    total_s = sum(t.end - t.start for t in traces) * len(names)
+    bar = ProgressBar(total_s, label="simulate")
+    results = []
+    try:
+        for name in names:
+            params = setup.params if name == setup.strategy else {}
+            for trace in traces:
+                done = bar.done
+                span = trace.end - trace.start
+
+                def report(fraction: float, done: float = done, span: float = span) -> None:
+                    bar.update(done + fraction * span)
+
+                results.append(
+                    simulate_trace(
+                        trace,
+                        name,
+                        params,
+                        setup.limits,
+                        settings,
+                        info=ChargerInfo(3, True),
+                        progress=report,
+                    )
+                )
+                bar.done = done + span
+    except StrategyError as exc:
+        bar.finish()
+        return _fail(str(exc))
+    bar.finish()
+
+    print(summary_text(results))
+    if args.report:
+        write_report(Path(args.report), results)
+        print(f"report: {args.report}", file=sys.stderr)
+    if args.timeline:
+        write_timeline(Path(args.timeline), results)
+        print(f"timeline: {args.timeline}", file=sys.stderr)
+    if args.plot:
+        from controller.simulation.plot import plot_results  # noqa: PLC0415
+
+        files = plot_results(results, Path(args.plot), setup.timezone)
+        print(f"plots: {len(files)} PNG files in {args.plot}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _fail(message: str) -> int:
+    print(f"peblar-surplus simulate: {message}", file=sys.stderr)
+    return EXIT_INPUT
+
+
+class ProgressBar:
+    """A one-line bar on stderr that appears only when the work outlasts `delay_s`.
+
+    Short runs (and the tests) print nothing. On a terminal the bar redraws in place; into a file or
+    a pipe it prints a line every 10 % instead, so logs stay readable.
+    """
+
+    def __init__(
+        self,
+        total: float,
+        *,
+        label: str,
+        stream: TextIO | None = None,
+        delay_s: float = 2.0,
+        width: int = 30,
+    ) -> None:
+        self.total = max(total, 1e-9)
+        self.label = label
+        self.stream = stream if stream is not None else sys.stderr
+        self.delay_s = delay_s
+        self.width = width
+        self.done = 0.0
+        self._start = time.monotonic()
+        self._shown = False
+        self._last_tenth = -1
+        self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
+
+    def update(self, done: float) -> None:
+        elapsed = time.monotonic() - self._start
+        if elapsed < self.delay_s:
+            return
+        fraction = min(max(done / self.total, 0.0), 1.0)
+        eta = elapsed / fraction - elapsed if fraction > 0 else 0.0
+        if self._tty:
+            filled = int(fraction * self.width)
+            bar = "#" * filled + "-" * (self.width - filled)
+            self.stream.write(f"\r{self.label} [{bar}] {fraction:4.0%}  {elapsed:.0f} s, ~{eta:.0f} s left ")
+            self.stream.flush()
+            self._shown = True
+            return
+        tenth = int(fraction * 10)
+        if tenth > self._last_tenth:
+            self._last_tenth = tenth
+            self.stream.write(f"{self.label}: {fraction:.0%} after {elapsed:.0f} s, ~{eta:.0f} s left\n")
+            self.stream.flush()
+
+    def finish(self) -> None:
+        if self._shown:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._shown = False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run `simulate` on its own (the bench and tests use this; users go through `peblar-surplus`)."""
+    parser = argparse.ArgumentParser(prog="peblar-surplus")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["simulate", *(argv or [])])
+    return int(args.handler(args))

@@ -1,0 +1,163 @@
+"""One picture per day and strategy: did the car follow the sun, and what did it cost the contactor?
+
+Top panel: PV (filled yellow), house, car, and grid power (import above zero, export below), in kW
+over the local time of day, with the plug-in window shaded and every pause marked by a red tick.
+Bottom panel: the charger's phase mode (1 or 3) and the commanded current, with phase switches
+visible as steps. The title carries the day's key metrics, so a folder of PNGs reads like a table.
+
+matplotlib is used through its object API on the Agg canvas, never through pyplot: no display, no
+global figure registry to leak memory over hundreds of days, safe on a headless box and in tests.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from controller.core.units import MIN_SIGNAL_A
+from controller.simulation.engine import SimResult
+from controller.simulation.metrics import Cycle, DayClock, Metrics
+
+COLOURS = {
+    "pv": "#f2b705",
+    "house": "#555555",
+    "car": "#1f77b4",
+    "grid": "#d62728",
+    "plugged": "#e8f4e8",
+    "pause": "#d62728",
+    "phases": "#2ca02c",
+    "target": "#1f77b4",
+}
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def plot_results(results: Sequence[SimResult], directory: Path, timezone: str) -> list[Path]:
+    """Write `<strategy>_<date>.png` for every day of every result; returns the files written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for result in results:
+        if not result.timeline:
+            continue
+        clock = DayClock(result.timeline[0].time, result.timeline[-1].time + 1, timezone)
+        days: dict[str, list[Cycle]] = {}
+        for row in result.timeline:
+            days.setdefault(clock.name(row.time), []).append(row)
+        for day, rows in days.items():
+            path = directory / f"{_safe(result.strategy)}_{day}.png"
+            plot_day(
+                rows,
+                path,
+                title=f"{result.strategy} — {day}",
+                metrics=result.metrics.days.get(day),
+                timezone=timezone,
+            )
+            written.append(path)
+    return written
+
+
+def _hours(t: float, zone: ZoneInfo) -> float:
+    local = datetime.fromtimestamp(t, zone)
+    return local.hour + local.minute / 60 + (local.second + local.microsecond / 1e6) / 3600
+
+
+def plot_day(
+    rows: Sequence[Cycle], path: Path, *, title: str, metrics: Metrics | None, timezone: str
+) -> None:
+    zone = ZoneInfo(timezone)
+    base = _hours(rows[0].time, zone)
+    first = rows[0].time
+    x = [base + (r.time - first) / 3600 for r in rows]
+    pv = [r.pv_w / 1000 for r in rows]
+    house = [r.house_w / 1000 for r in rows]
+    car = [r.car_w / 1000 for r in rows]
+    grid = [r.grid_w / 1000 for r in rows]
+
+    lit = [xi for xi, p, r in zip(x, pv, rows, strict=True) if p > 0.05 or r.connected]
+    lo = max(min(lit, default=x[0]) - 0.5, x[0])
+    hi = min(max(lit, default=x[-1]) + 0.5, x[-1] + rows[-1].dt_s / 3600)
+
+    fig = Figure(figsize=(13, 7), layout="constrained")
+    FigureCanvasAgg(fig)
+    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    _shade_plugged(top, x, rows)
+    _shade_plugged(bottom, x, rows)
+    top.fill_between(x, pv, step="post", color=COLOURS["pv"], alpha=0.45, linewidth=0, label="PV")
+    top.step(x, house, where="post", color=COLOURS["house"], linewidth=0.9, label="house")
+    top.step(x, car, where="post", color=COLOURS["car"], linewidth=1.4, label="car")
+    top.step(x, grid, where="post", color=COLOURS["grid"], linewidth=0.9, alpha=0.85, label="grid (+import)")
+    top.axhline(0, color="black", linewidth=0.6)
+    pauses = [
+        xi
+        for xi, prev, row in zip(x[1:], rows, rows[1:], strict=False)
+        if row.connected and prev.connected and prev.target_a >= MIN_SIGNAL_A and row.target_a <= 0
+    ]
+    if pauses:
+        ymin, ymax = top.get_ylim()
+        top.vlines(pauses, ymin, ymax, colors=COLOURS["pause"], linewidth=0.8, linestyles="dotted")
+        top.plot(
+            pauses,
+            [ymax] * len(pauses),
+            "v",
+            color=COLOURS["pause"],
+            markersize=7,
+            label=f"pause ({len(pauses)})",
+            clip_on=False,
+        )
+        top.set_ylim(ymin, ymax)
+    top.set_ylabel("power (kW)")
+    top.legend(loc="upper left", ncols=6, fontsize=9, frameon=False)
+    top.grid(alpha=0.3)
+
+    phases = [r.phases for r in rows]
+    target = [r.target_a for r in rows]
+    bottom.step(x, phases, where="post", color=COLOURS["phases"], linewidth=1.6, label="phases")
+    bottom.set_ylim(0, 3.6)
+    bottom.set_yticks([1, 3])
+    bottom.set_ylabel("phases")
+    current_axis = bottom.twinx()
+    current_axis.step(
+        x, target, where="post", color=COLOURS["target"], linewidth=0.8, alpha=0.7, label="commanded A"
+    )
+    current_axis.set_ylabel("limit (A)")
+    current_axis.set_ylim(0, max(max(target, default=16.0), 16.0) * 1.1)
+    handles = bottom.get_legend_handles_labels()[0] + current_axis.get_legend_handles_labels()[0]
+    bottom.legend(handles=handles, loc="upper left", ncols=2, fontsize=9, frameon=False)
+    bottom.grid(alpha=0.3)
+    bottom.set_xlim(lo, hi)
+    bottom.set_xlabel(f"local time ({timezone}), h")
+    bottom.set_xticks(range(int(lo), int(hi) + 1))
+
+    fig.suptitle(title + ("\n" + _caption(metrics) if metrics is not None else ""), fontsize=11)
+    fig.savefig(path, dpi=90)
+
+
+def _shade_plugged(axis: Axes, x: Sequence[float], rows: Sequence[Cycle]) -> None:
+    start: float | None = None
+    for xi, row in zip(x, rows, strict=True):
+        if row.connected and start is None:
+            start = xi
+        elif not row.connected and start is not None:
+            axis.axvspan(start, xi, color=COLOURS["plugged"], zorder=0)
+            start = None
+    if start is not None:
+        axis.axvspan(start, x[-1] + rows[-1].dt_s / 3600, color=COLOURS["plugged"], zorder=0)
+
+
+def _caption(m: Metrics) -> str:
+    share = "—" if m.solar_share is None else f"{m.solar_share:.1%}"
+    capture = "—" if m.capture is None else f"{m.capture:.1%}"
+    return (
+        f"car {m.car_kwh:.1f} kWh, solar share {share}, capture {capture} of {m.oracle_kwh:.1f} kWh, "
+        f"exported {m.exported_kwh:.1f} kWh, {m.pauses} pauses (max {m.max_pauses_10min}/10 min), "
+        f"{m.phase_switches} phase switches, max phase {m.max_phase_current_a:.1f} A"
+    )
