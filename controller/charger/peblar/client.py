@@ -1,0 +1,271 @@
+"""Async client for the Peblar local REST API; the only module that speaks HTTP.
+
+One `httpx.AsyncClient` for the daemon's whole life (keep-alive), a client-side token bucket that keeps
+our share of the charger's 5 requests/s budget small, and retries only where they are safe (connection
+errors, 429, 5xx), bounded in total time so a control cycle is never blocked for long. The token goes
+into the `Authorization` header of each request and nowhere else: not in logs, messages or reprs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from controller.charger.base import (
+    ChargerAuthError,
+    ChargerBadRequest,
+    ChargerError,
+    ChargerMalformedAnswer,
+    ChargerRateLimited,
+    ChargerServerError,
+    ChargerTimeout,
+    ChargerUnreachable,
+    ChargerWriteRefused,
+)
+from controller.charger.peblar.const import SMART_FEATURES
+from controller.charger.peblar.models import (
+    EVInterfaceResponse,
+    HealthResponse,
+    MeterResponse,
+    SystemResponse,
+)
+from controller.core.commands import Write
+from controller.core.state import ChargerInfo, ChargerReading
+
+log = logging.getLogger("peblar_surplus.charger")
+
+API_PATH = "/api/wlac/v1"
+READ_WRITE_HINT = (
+    "on the charger's web UI open Settings > Advanced and set the local REST API access mode to "
+    "ReadWrite (or run with --dry-run)"
+)
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class TokenBucket:
+    """Client-side rate limit: `rate` requests per second with bursts of `burst`."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._tokens = float(burst)
+        self._stamp = time.monotonic()
+
+    async def acquire(self) -> None:
+        while True:
+            now = time.monotonic()
+            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+            self._stamp = now
+            if self._tokens >= 1:
+                self._tokens -= 1
+                return
+            await asyncio.sleep((1 - self._tokens) / self.rate)
+
+
+class PeblarClient:
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        http: httpx.AsyncClient | None = None,
+        timeout_s: float = 3.0,
+        retry_budget_s: float = 2.0,
+        max_requests_per_s: float = 2.0,
+        max_current_ma: int = 16000,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._token = token
+        self._own_http = http is None
+        self._http = http or httpx.AsyncClient(timeout=timeout_s)
+        self._timeout_s = timeout_s
+        self._retry_budget_s = retry_budget_s
+        self._bucket = TokenBucket(max_requests_per_s, burst=max(4, int(max_requests_per_s * 2)))
+        self.max_current_ma = max_current_ma
+        self.requests = 0
+        self.info: ChargerInfo | None = None
+        self.last_health: HealthResponse | None = None
+        self.last_system: SystemResponse | None = None
+        self.last_evinterface: EVInterfaceResponse | None = None
+        self.last_meter: MeterResponse | None = None
+
+    def __repr__(self) -> str:
+        return f"PeblarClient({self.base_url!r})"
+
+    async def __aenter__(self) -> PeblarClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._own_http:
+            await self._http.aclose()
+
+    # ---- the Charger protocol -------------------------------------------------------------------
+
+    async def probe(self, needs_write: bool = True) -> ChargerInfo:
+        health = await self._get("/health", HealthResponse, auth=False)
+        system = await self._get("/system", SystemResponse)
+        evi = await self._get("/evinterface", EVInterfaceResponse)
+        self.last_health, self.last_system = health, system
+        info = ChargerInfo(
+            phase_count=system.phase_count or 3,
+            force_1_phase_allowed=bool(system.force1_phase_allowed),
+            firmware=system.firmware_version or "unknown",
+        )
+        self.info = info
+        log.info(
+            "charger %s: firmware %s, API %s (%s), %d phases, Force1PhaseAllowed=%s",
+            self.base_url,
+            info.firmware,
+            health.api_version or "?",
+            health.access_mode or "?",
+            info.phase_count,
+            info.force_1_phase_allowed,
+        )
+        if needs_write and health.access_mode == "ReadOnly":
+            raise ChargerWriteRefused(f"the charger's REST API is ReadOnly; {READ_WRITE_HINT}")
+        if evi.charge_current_limit_source in SMART_FEATURES:
+            log.warning(
+                "the charger's own %r is limiting the current; set Peblar's smart-charging mode to "
+                "'Default' on its web UI, or the two controllers will fight",
+                evi.charge_current_limit_source.value,
+            )
+        return info
+
+    async def read(self, now: float) -> ChargerReading:
+        evi = await self._get("/evinterface", EVInterfaceResponse)
+        meter = await self._get("/meter", MeterResponse)
+        self.last_evinterface, self.last_meter = evi, meter
+        return ChargerReading(
+            time=now,
+            vehicle_connected=evi.cp_state.vehicle_connected,
+            charging=evi.cp_state.charging,
+            limit_ma=evi.charge_current_limit,
+            limit_actual_ma=evi.charge_current_limit_actual,
+            limit_source=evi.charge_current_limit_source.value,
+            force_1_phase=evi.force1_phase,
+            power_w=meter.total_power_w(),
+            phase_currents_a=meter.phase_currents_a(),
+            cp_state=evi.cp_state.value,
+        )
+
+    async def write(self, write: Write) -> None:
+        body: dict[str, Any] = {}
+        if write.limit_ma is not None:
+            limit = write.limit_ma
+            if limit != 0 and not 6000 <= limit <= self.max_current_ma:
+                raise ValueError(
+                    f"ChargeCurrentLimit {limit} mA: use 0 to pause or 6000..{self.max_current_ma} mA"
+                )
+            body["ChargeCurrentLimit"] = int(limit)
+        if write.force_1_phase is not None:
+            if self.info is not None and not self.info.force_1_phase_allowed:
+                raise ValueError(
+                    "Force1Phase: this charger does not allow 1-phase charging (Force1PhaseAllowed)"
+                )
+            body["Force1Phase"] = write.force_1_phase
+        if not body:
+            return
+        answer = await self._request("PATCH", "/evinterface", body=body)
+        self.last_evinterface = _parse(EVInterfaceResponse, answer, "/evinterface")
+
+    # ---- HTTP -----------------------------------------------------------------------------------
+
+    async def _get(self, path: str, model: type[M], *, auth: bool = True) -> M:
+        return _parse(model, await self._request("GET", path, auth=auth), path)
+
+    async def _request(
+        self, method: str, path: str, *, body: dict[str, Any] | None = None, auth: bool = True
+    ) -> httpx.Response:
+        deadline = time.monotonic() + self._retry_budget_s
+        delay = 0.1
+        while True:
+            try:
+                return await self._once(method, path, body, auth)
+            except (ChargerUnreachable, ChargerRateLimited, ChargerServerError) as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.debug("%s %s: %s; retrying in %.1f s", method, path, exc, delay)
+                await asyncio.sleep(delay)
+                delay *= 2
+
+    async def _once(self, method: str, path: str, body: dict[str, Any] | None, auth: bool) -> httpx.Response:
+        await self._bucket.acquire()
+        url = f"{self.base_url}{API_PATH}{path}"
+        headers = {"Authorization": self._token} if auth else {}
+        self.requests += 1
+        try:
+            response = await self._http.request(
+                method, url, json=body, headers=headers, timeout=self._timeout_s
+            )
+        except httpx.TimeoutException:
+            raise ChargerTimeout(f"{method} {url}: no answer within {self._timeout_s:g} s") from None
+        except httpx.TransportError as exc:
+            raise ChargerUnreachable(
+                f"{method} {url}: cannot connect ({type(exc).__name__}); is the charger on and its "
+                "local REST API enabled?"
+            ) from None
+        _raise_for_status(method, url, response)
+        return response
+
+
+def _status_message(response: httpx.Response) -> str:
+    """The charger's `statusmsg`, tolerating the bare or double-encoded strings some endpoints send."""
+    try:
+        data: Any = response.json()
+        if isinstance(data, str):
+            data = json.loads(data) if data.startswith("{") else data
+    except (ValueError, json.JSONDecodeError):
+        return response.text[:200]
+    if isinstance(data, dict):
+        return str(data.get("statusmsg") or data.get("StatusMsg") or data)
+    return str(data)
+
+
+def _raise_for_status(method: str, url: str, response: httpx.Response) -> None:
+    status = response.status_code
+    if status < 400:
+        return
+    message = _status_message(response)
+    where = f"{method} {url}"
+    error: ChargerError
+    if status == 401:
+        error = ChargerAuthError(
+            f"{where}: the charger rejected the API token (401); check the API token in the charger's "
+            "web UI, Settings > Advanced",
+            status,
+        )
+    elif status == 403:
+        error = ChargerWriteRefused(f"{where}: write refused (403: {message}); {READ_WRITE_HINT}", status)
+    elif status == 400:
+        error = ChargerBadRequest(f"{where}: the charger rejected the request (400: {message})", status)
+    elif status == 429:
+        error = ChargerRateLimited(
+            f"{where}: too many requests (429); the charger allows 5/s for all its clients together",
+            status,
+        )
+    elif status >= 500:
+        error = ChargerServerError(f"{where}: charger error {status}: {message}", status)
+    else:
+        error = ChargerBadRequest(f"{where}: unexpected status {status}: {message}", status)
+    raise error
+
+
+def _parse(model: type[M], response: httpx.Response, path: str) -> M:
+    try:
+        return model.model_validate_json(response.content)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise ChargerMalformedAnswer(
+            f"{path}: unexpected answer from the charger ({where}: {first['msg']})"
+        ) from None
