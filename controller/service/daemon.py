@@ -23,7 +23,7 @@ from controller.core.state import ChargerInfo
 from controller.meter.base import Meter
 from controller.service import scheduler as sched
 from controller.service import systemd
-from controller.service.cycle import Controller
+from controller.service.cycle import Controller, CycleResult
 from strategies import StrategyError, load
 
 log = logging.getLogger("peblar_surplus")
