@@ -1,0 +1,61 @@
+"""The `[meter]` table of config.toml."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from controller.meter.registers import RegisterMap
+
+PresetName = Literal[
+    "sdm630",
+    "sdm120",
+    "em24-e1",
+    "abb-b23",
+    "shelly-pro-3em",
+    "victron-gx",
+    "sunspec",
+    "fronius",
+    "solaredge",
+    "huawei-sun2000",
+    "custom",
+]
+
+
+class MeterSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    preset: PresetName
+    host: str | None = Field(None, description="meter, inverter or RS485 gateway (TCP transports)")
+    port: int | None = Field(None, ge=1, le=65535, description="default from the preset")
+    unit_id: int | None = Field(None, ge=0, le=255, description="default from the preset")
+    invert: bool = False
+    transport: Literal["tcp", "rtu-over-tcp", "serial"] = "tcp"
+    serial_port: str | None = None
+    baudrate: int | None = Field(None, description="default from the preset (9600; SDM120 2400)")
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    bytesize: Literal[7, 8] = 8
+    connect_delay_s: float | None = Field(None, ge=0, le=10)
+    request_delay_s: float | None = Field(None, ge=0, le=5)
+    timeout_s: float = Field(1.0, gt=0, le=10)
+    meter_index: int = Field(0, ge=0, description="SunSpec: which meter in the chain (0 = first)")
+    max_power_w: float | None = Field(
+        None, gt=0, description="readings beyond this are rejected as implausible (default: from the fuse)"
+    )
+    registers: RegisterMap | None = Field(None, description="the register table of the custom preset")
+
+    @model_validator(mode="after")
+    def _complete(self) -> MeterSettings:
+        if self.transport == "serial":
+            if not self.serial_port:
+                raise ValueError("meter.serial_port: required with transport = 'serial', e.g. '/dev/ttyUSB0'")
+        elif not self.host:
+            raise ValueError("meter.host: required; the IP address of the meter, inverter or gateway")
+        if self.preset == "custom" and self.registers is None:
+            raise ValueError("meter.registers: preset 'custom' needs a [meter.registers] table (see README)")
+        if self.preset != "custom" and self.registers is not None:
+            raise ValueError(
+                "meter.registers: only for preset = 'custom'; remove it or set preset = 'custom'"
+            )
+        return self

@@ -1,0 +1,126 @@
+"""SunSpec discovery: find the map, walk the model chain, and build a register map for one meter.
+
+Absolute addresses move between vendors and firmware (KSEM 2.6 shifted its meter by one register;
+Fronius switches between float and int+SF models), so the chain is walked instead of hard-coded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from controller.meter.base import MeterConfigError, MeterExceptionReply
+from controller.meter.registers import RegisterMap, RegisterSpec
+
+BASES = (40000, 50000, 0)
+MARKER = [0x5375, 0x6E53]  # "SunS"
+END = 0xFFFF
+INT_METERS = range(201, 205)
+FLOAT_METERS = range(211, 215)
+
+ReadHolding = Callable[[int, int], Awaitable[list[int]]]
+
+
+@dataclass(frozen=True)
+class Model:
+    id: int
+    address: int
+    """Address of the model's ID register; its data starts two registers later."""
+    length: int
+    device: int
+    """Index of the logical device (each Common model 1 starts a new one)."""
+
+
+async def find_base(read: ReadHolding) -> int:
+    for base in BASES:
+        try:
+            if await read(base, 2) == MARKER:
+                return base
+        except MeterExceptionReply:
+            continue  # an absent base answers with an exception reply
+    raise MeterConfigError("no SunSpec map found ('SunS' at 40000, 50000 or 0); is SunSpec/Modbus enabled?")
+
+
+async def walk(read: ReadHolding, base: int, max_models: int = 64) -> list[Model]:
+    models: list[Model] = []
+    address = base + 2
+    device = -1
+    for _ in range(max_models):
+        model_id = (await read(address, 1))[0]
+        if model_id == END:
+            return models
+        length = (await read(address + 1, 1))[0]
+        if model_id == 1:
+            device += 1
+        models.append(Model(model_id, address, length, max(device, 0)))
+        address += 2 + length
+    return models
+
+
+def meter_map(model: Model, export_positive: bool) -> RegisterMap:
+    a = model.address
+    if model.id in INT_METERS:
+
+        def sf(offset: int, sf_offset: int, scale: float = 1.0, dtype: str = "int16") -> RegisterSpec:
+            return RegisterSpec.model_validate(
+                {"address": a + offset, "type": dtype, "scale": scale, "scale_factor_address": a + sf_offset}
+            )
+
+        return RegisterMap(
+            function=3,
+            max_block=110,
+            export_positive=export_positive,
+            current_l1=sf(3, 6),
+            current_l2=sf(4, 6),
+            current_l3=sf(5, 6),
+            voltage_l1=sf(8, 15),
+            voltage_l2=sf(9, 15),
+            voltage_l3=sf(10, 15),
+            power=sf(18, 22),
+            power_l1=sf(19, 22),
+            power_l2=sf(20, 22),
+            power_l3=sf(21, 22),
+            export_kwh=sf(38, 54, 0.001, "uint32"),
+            import_kwh=sf(46, 54, 0.001, "uint32"),
+        )
+
+    def fl(offset: int, scale: float = 1.0) -> RegisterSpec:
+        return RegisterSpec(address=a + offset, type="float32", scale=scale)
+
+    return RegisterMap(
+        function=3,
+        max_block=110,
+        export_positive=export_positive,
+        current_l1=fl(4),
+        current_l2=fl(6),
+        current_l3=fl(8),
+        voltage_l1=fl(12),
+        voltage_l2=fl(14),
+        voltage_l3=fl(16),
+        power=fl(28),
+        power_l1=fl(30),
+        power_l2=fl(32),
+        power_l3=fl(34),
+        export_kwh=fl(60, 0.001),
+        import_kwh=fl(68, 0.001),
+    )
+
+
+async def discover(read: ReadHolding, meter_index: int, export_positive: bool) -> tuple[RegisterMap, str]:
+    """The register map of the `meter_index`-th meter model in the chain, and a description of it."""
+    base = await find_base(read)
+    models = await walk(read, base)
+    meters = [m for m in models if m.id in INT_METERS or m.id in FLOAT_METERS]
+    if not meters:
+        found = ", ".join(str(m.id) for m in models) or "none"
+        raise MeterConfigError(
+            f"SunSpec map at {base} has no meter model (201-204, 211-214); models: {found}"
+        )
+    if meter_index >= len(meters):
+        raise MeterConfigError(
+            f"meter.meter_index = {meter_index}, but the SunSpec chain has {len(meters)} meter(s); "
+            f"use 0..{len(meters) - 1}"
+        )
+    model = meters[meter_index]
+    text = f"SunSpec model {model.id} at {model.address} (meter {meter_index + 1} of {len(meters)})"
+    return meter_map(model, export_positive), text
