@@ -66,6 +66,9 @@ class ChargerConfig(_Table):
     max_current_a: float = Field(16.0, ge=6, le=32, description="the charger's or the cable's maximum")
     phase_rotation: str = Field("L1L2L3", description="grid phases wired to the charger's L1, L2, L3")
     timeout_s: float = Field(3.0, gt=0, le=30)
+    max_requests_per_s: float = Field(
+        2.0, gt=0, description="our share of the charger's 5 requests/s budget (shared with HA etc.)"
+    )
 
     @field_validator("url")
     @classmethod

@@ -63,6 +63,7 @@ def open_devices(cfg: Config) -> Devices:
         cfg.charger.url,
         cfg.charger.resolved_token(),
         timeout_s=cfg.charger.timeout_s,
+        max_requests_per_s=cfg.charger.max_requests_per_s,
         max_current_ma=round(cfg.charger.max_current_a * 1000),
     )
     return Devices(meter=ModbusMeter(cfg.meter), charger=charger)
