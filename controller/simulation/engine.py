@@ -7,8 +7,8 @@ the strategy object `strategies.load` builds for the daemon. Only the world arou
 - the charger and the car are `ChargerModel` / `CarModel`, the physics the REST emulator also uses
   (pause below 6 A, a few seconds without current on a phase change, first-order lag of the car);
 - the grid meter shows `house + car − pv` per phase, refreshed every `meter_update_s`;
-- between control cycles the physics advances in steps of `physics_step_s`, and the metrics integrate
-  those steps, so a slow reaction to a cloud costs what it would cost on a real site.
+- between control cycles the metrics integrate the physics exactly (see `_run`), so a slow reaction
+  to a cloud costs what it would cost on a real site.
 
 The car is plugged in from `plug_in` to `plug_out` each local day (a new session each day, starting at
 `car_soc`), or for the whole trace when both are None.
@@ -35,126 +35,14 @@ from controller.core.state import (
     SiteLimits,
     SiteState,
 )
+from controller.simulation.charger_model import CarModel, ChargerModel
 from controller.simulation.metrics import ChargeRanges, Cycle, RunMetrics, summarize
 from controller.simulation.trace import Gap, Trace
 
-LIMIT_SOURCE = "Local REST API"
-PHASE_SWITCH_GAP_S = 5.0
-SNAP_A = 0.01
-
-
-@dataclass(frozen=True)
-class CarModel:
-    """STAND-IN until `controller.simulation.charger_model` lands (then this class goes)."""
-
-    max_current_a: float = 16.0
-    phases: int = 3
-    capacity_kwh: float = 1000.0
-    soc: float = 0.2
-    lag_s: float = 10.0
-
-
-class ChargerModel:
-    """STAND-IN until `controller.simulation.charger_model` lands (then this class goes).
-
-    Pause below 6 A, no current for a few seconds after a phase change, first-order lag of the car.
-    """
-
-    def __init__(self, car: CarModel, now: float, *, voltage_v: float = 230.0) -> None:
-        self.car = car
-        self.voltage_v = voltage_v
-        self.limit_ma = 16000
-        self.force_1_phase = False
-        self.connected = False
-        self.current_a = 0.0
-        self.soc = car.soc
-        self.last = now
-        self.gap_until = -math.inf
-
-    def plug_in(self, car: CarModel, now: float) -> None:
-        self.step(now)
-        self.car = car
-        self.soc = car.soc
-        self.connected = True
-
-    def unplug(self, now: float) -> None:
-        self.step(now)
-        self.connected = False
-        self.current_a = 0.0
-
-    def set_limit(self, limit_ma: int, now: float) -> None:
-        self.step(now)
-        self.limit_ma = limit_ma
-
-    def set_force_1_phase(self, on: bool, now: float) -> None:
-        self.step(now)
-        if on != self.force_1_phase:
-            self.force_1_phase = on
-            self.gap_until = now + PHASE_SWITCH_GAP_S
-            self.current_a = 0.0
-
-    def phases(self) -> int:
-        return 1 if self.force_1_phase or self.car.phases == 1 else 3
-
-    def allowed_a(self, now: float) -> float:
-        if not self.connected or self.soc >= 1.0 or now < self.gap_until:
-            return 0.0
-        amps = min(self.limit_ma / 1000.0, self.car.max_current_a)
-        return amps if amps >= 6.0 else 0.0
-
-    def step(self, now: float) -> None:
-        dt = now - self.last
-        if dt <= 0:
-            return
-        self.last = now
-        if self.current_a > 0:
-            wh = self.current_a * self.phases() * self.voltage_v * dt / 3600
-            self.soc = min(1.0, self.soc + wh / (self.car.capacity_kwh * 1000))
-        target = self.allowed_a(now)
-        if target <= 0.0:
-            self.current_a = 0.0
-        elif self.car.lag_s <= 0:
-            self.current_a = target
-        else:
-            start = max(self.current_a, 6.0) if self.current_a == 0.0 else self.current_a
-            self.current_a = target + (start - target) * math.exp(-dt / self.car.lag_s)
-            if abs(self.current_a - target) < SNAP_A:
-                self.current_a = target
-
-    def charging(self) -> bool:
-        return self.current_a > 0.0
-
-    def quiet_until(self, now: float) -> float:
-        """Until when the outputs stay exactly as they are now, if nothing is written."""
-        target = self.allowed_a(now)
-        if self.current_a != target:
-            return now
-        if now < self.gap_until:
-            return self.gap_until
-        if self.current_a > 0:
-            room_wh = (1.0 - self.soc) * self.car.capacity_kwh * 1000
-            return now + room_wh / self.power_w() * 3600
-        return math.inf
-
-    def full(self) -> bool:
-        return self.soc >= 1.0
-
-    def limit_actual_ma(self) -> int:
-        return self.limit_ma
-
-    def cp_state(self) -> str:
-        if not self.connected:
-            return "A"
-        return "C" if self.current_a > 0 else "B"
-
-    def phase_currents_a(self) -> tuple[float, float, float]:
-        a = self.current_a
-        return (a, 0.0, 0.0) if self.phases() == 1 else (a, a, a)
-
-    def power_w(self) -> float:
-        return self.current_a * self.phases() * self.voltage_v
-
-
+STEADY_A = 1e-6
+"""A car whose current moves less than this over a segment is treated as holding it (error < 1 mW)."""
+CHARGING_A = 0.05
+"""Below this the car is not charging (the model's own threshold for CP state C)."""
 Progress = Callable[[float], None]
 """Called now and then with the fraction of simulated time done (0..1)."""
 
@@ -178,7 +66,6 @@ class SimSettings:
     car_lag_s: float = 10.0
     """Time constant of the car's first-order response to a new allowed current."""
     meter_update_s: float = 1.0
-    physics_step_s: float = 1.0
 
 
 @dataclass
@@ -251,7 +138,7 @@ def plug_windows(start: float, end: float, settings: SimSettings) -> list[tuple[
 
 
 def _validate(settings: SimSettings) -> None:
-    for name in ("interval_s", "meter_update_s", "physics_step_s", "car_capacity_kwh", "car_max_current_a"):
+    for name in ("interval_s", "meter_update_s", "car_capacity_kwh", "car_max_current_a"):
         value = getattr(settings, name)
         if not (math.isfinite(value) and value > 0):
             raise ValueError(f"{name} must be a positive number, not {value!r}")
@@ -321,7 +208,15 @@ def _run(
     interval: float,
     progress: Progress | None,
 ) -> tuple[list[Cycle], list[float]]:
-    """The loop. Plain floats and local names on purpose: it runs ~100 000 physics steps a day."""
+    """The loop: a control cycle, then the physics up to the next one, segment by segment.
+
+    A segment ends at every event that can change what the car does or what the meter sees: a control
+    cycle, a new trace sample, a plug event, the end of a phase-switch interruption, the battery
+    filling. Inside a segment the car's current is the model's first-order response to a constant
+    target, so energies, the solar split, the meter sample and the time over the fuse are integrated in
+    closed form (`_Segment`) instead of by small time steps: exact, and fast enough for a month of
+    5-second cycles in seconds. Plain floats and local names on purpose: this is the hot loop.
+    """
     volts = limits.voltage_v
     rotation = limits.phase_rotation
     start, end = trace.start, trace.end
@@ -329,7 +224,7 @@ def _run(
     times = trace.times
     pv_row = trace.pv_w
     house_row = trace.house_w
-    # Per trace row: net non-car power on each grid phase, surplus and the oracle's power.
+    # Per trace row: non-car power on each grid phase, surplus and the oracle's power.
     base: list[tuple[float, float, float]] = []
     for i in range(n_rows):
         h1, h2, h3 = trace.house_phases_w(i)
@@ -339,41 +234,48 @@ def _run(
     ranges = oracle_ranges(limits, settings, info)
     oracle_row = [ranges.oracle_power_w(s) for s in surplus_row]
 
-    windows = plug_windows(start, end, settings)
     plug_events: list[tuple[float, bool]] = []
-    for a, b in windows:
-        plug_events.append((a, True))
-        plug_events.append((b, False))
+    for a, b in plug_windows(start, end, settings):
+        plug_events += [(a, True), (b, False)]
     plug_events.append((math.inf, False))
     next_plug = 0
+    plug_t = plug_events[0][0]
 
-    capacity_wh = settings.car_capacity_kwh * 1000.0
-    session_wh = capacity_wh * (1.0 - settings.car_soc)
+    session_wh = settings.car_capacity_kwh * 1000.0 * (1.0 - settings.car_soc)
     oracle_room_wh = 0.0
-
-    model = ChargerModel(_car(settings), now=start, voltage_v=volts)
+    model = ChargerModel(
+        _car(settings, plugged=False),
+        hw_max_ma=round(limits.max_current_a * 1000),
+        phase_count=info.phase_count,
+        force_1p_allowed=info.force_1_phase_allowed,
+        voltage_v=volts,
+        now=start,
+    )
     connected = False
-    healthy = DeviceHealth(last_ok=start)
+    interrupt_end = -math.inf
     memory = control.ControlMemory()
     step = control.step
     perf = time.perf_counter
-    dt = min(settings.physics_step_s, settings.meter_update_s, interval)
     meter_every = settings.meter_update_s
-    meter_k = 0  # index of the next meter sample, at start + meter_k * meter_every
+    meter_k = 0  # index of the next meter sample, taken at start + meter_k * meter_every
+    meter_t = start
+    meter_p = base[0]
+    fuse_w = limits.main_fuse_a * volts
+    seg = _Segment()
+    phase_key: tuple[float, float, float] | None = None
+    phase_readings: tuple[PhaseReading, ...] = ()
+    limit_key: int | None = None
+    limit_actual, limit_source = 0, ""
 
     timeline: list[Cycle] = []
     compute: list[float] = []
     row_i = 0
     next_row_t = times[1] if n_rows > 1 else math.inf
-    meter_t = start
-    meter_p = (0.0, 0.0, 0.0)
-    fuse = limits.main_fuse_a
     cycles_total = max(1, int((end - start) / interval))
     report_every = max(1, cycles_total // 200)
 
     k = 0
     t = start
-    plug_t = plug_events[0][0]
     while t < end - 1e-9:
         t_next = min(start + (k + 1) * interval, end)
         # --- the controller's view at t ---
@@ -386,30 +288,33 @@ def _run(
         while next_row_t <= t + 1e-9:
             row_i += 1
             next_row_t = times[row_i + 1] if row_i + 1 < n_rows else math.inf
+        currents = model.phase_currents_a()
         if start + meter_k * meter_every <= t + 1e-9:
-            meter_p = _grid_phases(base[row_i], model.phase_currents_a(), rotation, volts)
+            meter_p = _grid_phases(base[row_i], currents, rotation, volts)
             meter_k = math.floor((t - start) / meter_every + 1e-9) + 1
             meter_t = start + (meter_k - 1) * meter_every
-        grid = MeterReading(
-            time=meter_t,
-            power_w=meter_p[0] + meter_p[1] + meter_p[2],
-            phases=(
+        if meter_p != phase_key:  # readings are frozen: share them while the meter shows the same
+            phase_key = meter_p
+            phase_readings = (
                 PhaseReading(meter_p[0], meter_p[0] / volts, volts),
                 PhaseReading(meter_p[1], meter_p[1] / volts, volts),
                 PhaseReading(meter_p[2], meter_p[2] / volts, volts),
-            ),
-        )
+            )
+        grid = MeterReading(time=meter_t, power_w=meter_p[0] + meter_p[1] + meter_p[2], phases=phase_readings)
+        if model.rest_limit_ma != limit_key:  # the limit's winner only changes when we write
+            limit_key = model.rest_limit_ma
+            limit_actual, limit_source = model.limit_actual_ma(), model.limit_source()
         car_w = model.power_w()
         reading = ChargerReading(
             time=t,
             vehicle_connected=connected,
-            charging=model.charging(),
-            limit_ma=model.limit_ma,
-            limit_actual_ma=model.limit_actual_ma(),
-            limit_source=LIMIT_SOURCE,
+            charging=currents[0] > CHARGING_A,
+            limit_ma=limit_key,
+            limit_actual_ma=limit_actual,
+            limit_source=limit_source,
             force_1_phase=model.force_1_phase,
             power_w=car_w,
-            phase_currents_a=model.phase_currents_a(),
+            phase_currents_a=currents,
             cp_state=model.cp_state(),
         )
         healthy = DeviceHealth(last_ok=t)
@@ -429,7 +334,11 @@ def _run(
         if write.limit_ma is not None:
             model.set_limit(write.limit_ma, t)
         if write.force_1_phase is not None:
+            was_drawing = model.car_current_a() > 0
             model.set_force_1_phase(write.force_1_phase, t)
+            if was_drawing and model.car_current_a() == 0:
+                interrupt_end = t + model.switch_interrupt_s
+        one_phase = model.force_1_phase or info.phase_count == 1
         row = Cycle(
             time=t,
             dt_s=t_next - t,
@@ -438,15 +347,14 @@ def _run(
             car_w=car_w,
             grid_w=grid.power_w,
             target_a=outcome.command.limit_ma / 1000.0,
-            phases=1 if model.force_1_phase or info.phase_count == 1 else 3,
+            phases=1 if one_phase else 3,
             command=write.describe() if write else "",
             connected=connected,
             reason=outcome.reason(),
         )
 
-        # --- the physics until the next cycle, integrated step by step ---
-        car_wh = solar_wh = export_wh = surplus_wh = oracle_wh = over_s = 0.0
-        max_a = 0.0
+        # --- the physics until the next cycle, one closed-form segment per event ---
+        seg.reset()
         s = t
         while s < t_next - 1e-9:
             if s > t:
@@ -455,46 +363,59 @@ def _run(
                     plug_t = plug_events[next_plug][0]
                     if connected:
                         oracle_room_wh = session_wh
-                model.step(s)
                 while next_row_t <= s + 1e-9:
                     row_i += 1
                     next_row_t = times[row_i + 1] if row_i + 1 < n_rows else math.inf
-            # While the charger and car hold still, one step reaches to the next event.
-            grid_next = start + (math.floor((s - start) / dt + 1e-9) + 1) * dt
-            s_next = min(t_next, next_row_t, plug_t, max(grid_next, model.quiet_until(s)))
-            h = (s_next - s) / 3600.0
-            p = _grid_phases(base[row_i], model.phase_currents_a(), rotation, volts)
+            s_next = min(t_next, next_row_t, plug_t)
+            if s < interrupt_end < s_next:
+                s_next = interrupt_end
+            amps0 = model.car_current_a()
+            phases = model.active_phases()
+            car = model.car
+            if connected and amps0 > 0 and not car.full:
+                room_wh = (1.0 - car.soc) * car.capacity_kwh * 1000.0
+                # a millisecond past the model's own full point, so its next step sees it full
+                full_t = s + room_wh / (amps0 * phases * volts) * 3600.0 + 1e-3
+                s_next = min(s_next, full_t)
+            full = car.full
+            model.step(s_next)
+            amps1 = model.car_current_a()
             sample_t = start + meter_k * meter_every
+            meter_t_in: float | None = None
             if sample_t < s_next - 1e-9:
-                # every meter sample in [s, s_next) saw these same values
+                # the controller only ever sees the last meter sample before the next cycle
                 meter_k += math.ceil((s_next - sample_t) / meter_every - 1e-9)
-                meter_t = start + (meter_k - 1) * meter_every
-                meter_p = p
+                meter_t = meter_t_in = start + (meter_k - 1) * meter_every
+            meter_p = seg.add(
+                s,
+                s_next,
+                amps0,
+                amps1,
+                car.lag_s,
+                phases,
+                rotation,
+                volts,
+                base[row_i],
+                surplus_row[row_i] if connected else -1.0,
+                fuse_w,
+                meter_t_in,
+                meter_p,
+            )
             if connected:
-                p_car = model.power_w()
-                surplus = surplus_row[row_i]
-                car_wh += p_car * h
-                solar_wh += min(p_car, surplus) * h
-                surplus_wh += surplus * h
                 if oracle_room_wh > 0.0:
-                    o = min(oracle_row[row_i] * h, oracle_room_wh)
-                    oracle_wh += o
+                    o = min(oracle_row[row_i] * (s_next - s) / 3600.0, oracle_room_wh)
+                    seg.oracle_wh += o
                     oracle_room_wh -= o
-                grid_w = p[0] + p[1] + p[2]
-                if grid_w < 0.0 and not model.full():
-                    export_wh -= grid_w * h
-            peak = max(abs(p[0]), abs(p[1]), abs(p[2])) / volts
-            max_a = max(max_a, peak)
-            if peak > fuse:
-                over_s += s_next - s
+                if not full:
+                    seg.export_wh += seg.last_export_wh
             s = s_next
-        row.car_wh = car_wh
-        row.car_solar_wh = solar_wh
-        row.export_wh = export_wh
-        row.surplus_wh = surplus_wh
-        row.oracle_wh = oracle_wh
-        row.fuse_s_over = over_s
-        row.max_phase_a = max_a
+        row.car_wh = seg.car_wh
+        row.car_solar_wh = seg.solar_wh
+        row.export_wh = seg.export_wh
+        row.surplus_wh = seg.surplus_wh
+        row.oracle_wh = seg.oracle_wh
+        row.fuse_s_over = seg.over_s
+        row.max_phase_a = seg.peak_w / volts
         timeline.append(row)
         k += 1
         t = t_next
@@ -513,25 +434,28 @@ def _plug(
     connected: bool,
     settings: SimSettings,
 ) -> tuple[bool, int]:
-    """Apply every plug event due by `now`; a new session starts with a fresh car at `car_soc`."""
+    """Apply every plug event due by `now`; each arrival is a new car at `car_soc`."""
     while events[index][0] <= now + 1e-9:
         plugged = events[index][1]
         index += 1
         if plugged and not connected:
-            model.plug_in(_car(settings), now)
+            model.step(now)
+            model.car = _car(settings, plugged=False)
+            model.plug(True, now)
         elif not plugged and connected:
-            model.unplug(now)
+            model.plug(False, now)
         connected = plugged
     return connected, index
 
 
-def _car(settings: SimSettings) -> CarModel:
+def _car(settings: SimSettings, *, plugged: bool) -> CarModel:
     return CarModel(
         max_current_a=settings.car_max_current_a,
         phases=settings.car_phases,
         capacity_kwh=settings.car_capacity_kwh,
         soc=settings.car_soc,
         lag_s=settings.car_lag_s,
+        plugged=plugged,
     )
 
 
@@ -546,6 +470,188 @@ def _grid_phases(
     for charger_phase, amps in enumerate(car_a[:3]):
         p[rotation[charger_phase]] += amps * volts
     return p[0], p[1], p[2]
+
+
+class _Segment:
+    """Closed-form integrals of one control cycle's physics, accumulated segment by segment.
+
+    In a segment the car's current is I(x) = T + (I0 − T)·e^(−x/τ) for x in [0, d], with the target T
+    recovered from the model's own step (I0 at the start, I1 at the end), so the model stays the only
+    place that decides what the car does. The car loads `phases` charger phases, mapped onto grid
+    phases by the rotation; everything else on a grid phase is the constant `base` of the trace row.
+    """
+
+    __slots__ = (
+        "car_wh",
+        "export_wh",
+        "last_export_wh",
+        "oracle_wh",
+        "over_s",
+        "peak_w",
+        "solar_wh",
+        "surplus_wh",
+    )
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.car_wh = 0.0
+        self.solar_wh = 0.0
+        self.export_wh = 0.0
+        self.last_export_wh = 0.0
+        self.surplus_wh = 0.0
+        self.oracle_wh = 0.0
+        self.over_s = 0.0
+        self.peak_w = 0.0
+
+    def add(
+        self,
+        s: float,
+        s_next: float,
+        amps0: float,
+        amps1: float,
+        lag_s: float,
+        phases: int,
+        rotation: tuple[int, int, int],
+        volts: float,
+        base: tuple[float, float, float],
+        surplus_w: float,
+        fuse_w: float,
+        meter_t: float | None,
+        meter_p: tuple[float, float, float],
+    ) -> tuple[float, float, float]:
+        """Integrate [s, s_next); returns the meter's per-phase power at `meter_t` (if it sampled)."""
+        d = s_next - s
+        w_per_a = phases * volts
+        loaded = rotation[:1] if phases == 1 else rotation
+        if abs(amps1 - amps0) < STEADY_A or (amps1 <= 0.0):
+            return self._steady(
+                d,
+                0.0 if amps1 <= 0.0 else amps1,
+                w_per_a,
+                loaded,
+                volts,
+                base,
+                surplus_w,
+                fuse_w,
+                meter_t,
+                meter_p,
+            )
+        tau = max(lag_s, 1e-6)
+        decay = math.exp(-d / tau)
+        if decay < 1e-12:
+            target = amps1
+        else:
+            target = (amps1 - amps0 * decay) / (1.0 - decay)
+        car_wh = _integral(amps0, target, tau, d) * w_per_a / 3600.0
+        self.car_wh += car_wh
+        if surplus_w >= 0.0:  # connected
+            solar_a_s = _integral_min(amps0, target, tau, d, surplus_w / w_per_a)
+            solar_wh = solar_a_s * w_per_a / 3600.0
+            self.solar_wh += solar_wh
+            surplus_wh = surplus_w * d / 3600.0
+            self.surplus_wh += surplus_wh
+            self.last_export_wh = surplus_wh - solar_wh  # ∫ max(S − P, 0), the car not full
+        over_start = over_end = 0.0
+        for j in range(3):
+            b = base[j]
+            if j not in loaded:
+                peak = abs(b)
+                if peak > fuse_w:
+                    over_start = d
+                self.peak_w = max(self.peak_w, peak)
+                continue
+            p0 = b + amps0 * volts
+            p1 = b + _current(amps0, target, tau, d) * volts
+            self.peak_w = max(self.peak_w, abs(p0), abs(p1))
+            for level in (fuse_w, -fuse_w):
+                over0 = p0 > level if level > 0 else p0 < level
+                over1 = p1 > level if level > 0 else p1 < level
+                if over0 and over1:
+                    over_start = d
+                elif over0 or over1:
+                    x = _crossing(amps0, target, tau, (level - b) / volts)
+                    if over0:
+                        over_start = max(over_start, x)
+                    else:
+                        over_end = max(over_end, d - x)
+        self.over_s += min(d, over_start + over_end)
+        if meter_t is None:
+            return meter_p
+        amps = _current(amps0, target, tau, meter_t - s)
+        p = [base[0], base[1], base[2]]
+        for j in loaded:
+            p[j] += amps * volts
+        return p[0], p[1], p[2]
+
+    def _steady(
+        self,
+        d: float,
+        amps: float,
+        w_per_a: float,
+        loaded: tuple[int, ...],
+        volts: float,
+        base: tuple[float, float, float],
+        surplus_w: float,
+        fuse_w: float,
+        meter_t: float | None,
+        meter_p: tuple[float, float, float],
+    ) -> tuple[float, float, float]:
+        """The common case: the car holds its current (settled, paused or unplugged) all segment long."""
+        car_w = amps * w_per_a
+        h = d / 3600.0
+        self.car_wh += car_w * h
+        if surplus_w >= 0.0:
+            solar_wh = min(car_w, surplus_w) * h
+            self.solar_wh += solar_wh
+            surplus_wh = surplus_w * h
+            self.surplus_wh += surplus_wh
+            self.last_export_wh = surplus_wh - solar_wh
+        p0, p1, p2 = base
+        if amps > 0.0:
+            car_phase_w = amps * volts
+            if 0 in loaded:
+                p0 += car_phase_w
+            if 1 in loaded:
+                p1 += car_phase_w
+            if 2 in loaded:
+                p2 += car_phase_w
+        peak = max(abs(p0), abs(p1), abs(p2))
+        self.peak_w = max(self.peak_w, peak)
+        if peak > fuse_w:
+            self.over_s += d
+        return (p0, p1, p2) if meter_t is not None else meter_p
+
+
+def _current(amps0: float, target: float, tau: float, x: float) -> float:
+    return target + (amps0 - target) * math.exp(-x / tau)
+
+
+def _integral(amps0: float, target: float, tau: float, d: float) -> float:
+    """∫₀ᵈ I(x) dx in ampere-seconds."""
+    return target * d + (amps0 - target) * tau * (1.0 - math.exp(-d / tau))
+
+
+def _crossing(amps0: float, target: float, tau: float, level: float) -> float:
+    """The x at which I(x) reaches `level` (the caller knows it does, inside the segment)."""
+    ratio = (level - target) / (amps0 - target)
+    return -tau * math.log(ratio) if ratio > 0 else 0.0
+
+
+def _integral_min(amps0: float, target: float, tau: float, d: float, level: float) -> float:
+    """∫₀ᵈ min(I(x), level) dx: the car's current capped at what the surplus covers."""
+    amps1 = _current(amps0, target, tau, d)
+    if amps0 <= level and amps1 <= level:
+        return _integral(amps0, target, tau, d)
+    if amps0 >= level and amps1 >= level:
+        return level * d
+    x = min(max(_crossing(amps0, target, tau, level), 0.0), d)
+    below = _integral(amps0, target, tau, x)
+    if amps0 < level:  # rising through the level
+        return below + level * (d - x)
+    after = _integral(_current(amps0, target, tau, x), target, tau, d - x)
+    return level * x + after
 
 
 def utc_iso(t: float) -> str:
