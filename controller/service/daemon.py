@@ -130,7 +130,16 @@ async def _serve(cfg: Config, controller: Controller, options: RunOptions, *, pr
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
 
+    running = asyncio.Lock()
+    stopping = False
+
     async def cycle() -> None:
+        if stopping:
+            return
+        async with running:
+            await _one_cycle()
+
+    async def _one_cycle() -> None:
         nonlocal probed
         if not probed:
             info = await probe(controller.charger, needs_write=not controller.dry_run)
@@ -167,6 +176,11 @@ async def _serve(cfg: Config, controller: Controller, options: RunOptions, *, pr
     finally:
         log.info("stopping")
         systemd.notify("STOPPING=1")
+        stopping = True
+        scheduler.pause()
+        # Let a cycle in flight finish (bounded), so the exit state is the last thing written.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(running.acquire(), EXIT_TIMEOUT_S / 2)
         scheduler.shutdown(wait=False)
         if options.handle_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
