@@ -1,0 +1,153 @@
+"""`simulate` end to end on a small file: the JSON and CSV contracts, the plots, and clear input errors."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from controller.simulation.cli import ProgressBar, main
+from controller.simulation.report import TIMELINE_COLUMNS
+
+T0 = 1_464_739_200  # 2016-06-01T00:00:00Z
+CONTRACT = {
+    "car_kwh",
+    "car_solar_kwh",
+    "car_grid_kwh",
+    "solar_share",
+    "oracle_kwh",
+    "capture",
+    "exported_kwh",
+    "pauses",
+    "max_pauses_10min",
+    "phase_switches",
+    "commands",
+    "max_phase_current_a",
+    "fuse_seconds_over",
+}
+
+
+@pytest.fixture
+def trace(tmp_path: Path) -> Path:
+    """Two days, 15-minute resolution: a sunny bell from 06:00 to 18:00 UTC over a 500 W house."""
+    lines = ["timestamp,pv_w,house_w"]
+    for i in range(2 * 96):
+        hour = (i % 96) / 4
+        pv = max(0.0, 7000 * (1 - ((hour - 12) / 6) ** 2))
+        lines.append(f"{T0 + 900 * i},{pv:.1f},500")
+    path = tmp_path / "two-days.csv.gz"
+    path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    return path
+
+
+def test_report_timeline_and_plots(trace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report, timeline, plots = tmp_path / "r.json", tmp_path / "t.csv", tmp_path / "plots"
+    code = main(
+        [
+            "--trace",
+            str(trace),
+            "--strategy",
+            "fast",
+            "--strategy",
+            "off",
+            "--report",
+            str(report),
+            "--timeline",
+            str(timeline),
+            "--plot",
+            str(plots),
+        ]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith("strategy")
+    assert {line.split()[0] for line in out.splitlines()[1:]} == {"fast", "off"}
+
+    data = json.loads(report.read_text())
+    assert set(data["strategies"]) == {"fast", "off"}
+    for block in data["strategies"].values():
+        assert set(block["total"]) >= CONTRACT
+        assert set(block["days"]) == {"2016-06-01", "2016-06-02"}
+        for day in block["days"].values():
+            assert set(day) >= CONTRACT
+    off = data["strategies"]["off"]["total"]
+    assert off["car_kwh"] == 0
+    assert off["capture"] == 0
+    assert off["solar_share"] is None
+    assert off["exported_kwh"] > 0
+
+    with timeline.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert tuple(rows[0]) == TIMELINE_COLUMNS
+    assert rows[0]["time"] == "2016-06-01T00:00:00Z"
+    assert rows[0]["command"].startswith("limit=")
+    assert rows[1]["command"] == ""
+    assert len(rows) == 2 * 2 * 86400 // 5
+
+    pngs = sorted(p.name for p in plots.iterdir())
+    assert pngs == [f"{s}_2016-06-0{d}.png" for s in ("fast", "off") for d in (1, 2)]
+    assert (plots / pngs[0]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        ("timestamp,pv_w,house_w\n0,1,1\n60,x,1\n", "row 3, column 'pv_w'"),
+        ("timestamp,pv_w\n0,1\n", "missing column(s) house_w"),
+        ("timestamp,pv_w,house_w\n60,1,1\n0,1,1\n", "row 3, column 'timestamp': time goes backwards"),
+    ],
+)
+def test_bad_trace_exits_2_naming_row_and_column(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], rows: str, expected: str
+) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(rows)
+    assert main(["--trace", str(path), "--strategy", "off"]) == 2
+    err = capsys.readouterr().err
+    assert expected in err
+    assert "Traceback" not in err
+
+
+def test_unknown_strategy_and_bad_plug_times_exit_2(trace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--trace", str(trace), "--strategy", "nope"]) == 2
+    assert "strategy.name = 'nope'" in capsys.readouterr().err
+    assert main(["--trace", str(trace), "--strategy", "off", "--plug-in", "25:00"]) == 2
+    assert "--plug-in: '25:00' is not a time of day" in capsys.readouterr().err
+    assert main(["--trace", str(trace), "--strategy", "off", "--plug-out", "none"]) == 2
+    assert "give both" in capsys.readouterr().err
+
+
+def test_whole_trace_plugged(trace: Path, tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    args = ["--trace", str(trace), "--strategy", "off", "--plug-in", "none", "--plug-out", "none"]
+    assert main([*args, "--report", str(report)]) == 0
+    total = json.loads(report.read_text())["strategies"]["off"]["total"]
+    assert total["plugged_hours"] == 48
+
+
+def test_gaps_are_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "gappy.csv"
+    path.write_text("timestamp,pv_w,house_w\n0,1,1\n60,1,1\n120,1,1\n3720,1,1\n")
+    assert main(["--trace", str(path), "--strategy", "off"]) == 0
+    assert "gap: 1970-01-01T00:02:00Z → 1970-01-01T01:02:00Z (60 min)" in capsys.readouterr().err
+
+
+def test_progress_bar_stays_quiet_for_short_runs_and_reports_long_ones() -> None:
+    quiet = io.StringIO()
+    bar = ProgressBar(100, label="x", stream=quiet, delay_s=3600)
+    bar.update(50)
+    bar.finish()
+    assert quiet.getvalue() == ""
+    log = io.StringIO()
+    bar = ProgressBar(100, label="x", stream=log, delay_s=0)
+    for done in range(0, 101, 5):
+        bar.update(done)
+    bar.finish()
+    lines = log.getvalue().splitlines()
+    assert lines[0].startswith("x: 0%")
+    assert lines[-1].startswith("x: 100%")
+    assert len(lines) == 11
