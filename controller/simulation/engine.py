@@ -284,7 +284,8 @@ def _run(
             plug_t = plug_events[next_plug][0]
             if connected:
                 oracle_room_wh = session_wh
-        model.step(t)
+        if connected:  # unplugged, the model cannot change: let it catch up lazily on the next write
+            model.step(t)
         while next_row_t <= t + 1e-9:
             row_i += 1
             next_row_t = times[row_i + 1] if row_i + 1 < n_rows else math.inf
@@ -369,17 +370,21 @@ def _run(
             s_next = min(t_next, next_row_t, plug_t)
             if s < interrupt_end < s_next:
                 s_next = interrupt_end
-            amps0 = model.car_current_a()
-            phases = model.active_phases()
-            car = model.car
-            if connected and amps0 > 0 and not car.full:
-                room_wh = (1.0 - car.soc) * car.capacity_kwh * 1000.0
-                # a millisecond past the model's own full point, so its next step sees it full
-                full_t = s + room_wh / (amps0 * phases * volts) * 3600.0 + 1e-3
-                s_next = min(s_next, full_t)
-            full = car.full
-            model.step(s_next)
-            amps1 = model.car_current_a()
+            full = True
+            amps0 = amps1 = 0.0
+            phases = 3
+            if connected:
+                amps0 = model.car_current_a()
+                phases = model.active_phases()
+                car = model.car
+                full = car.full
+                if amps0 > 0 and not full:
+                    room_wh = (1.0 - car.soc) * car.capacity_kwh * 1000.0
+                    # a millisecond past the model's own full point, so its next step sees it full
+                    full_t = s + room_wh / (amps0 * phases * volts) * 3600.0 + 1e-3
+                    s_next = min(s_next, full_t)
+                model.step(s_next)
+                amps1 = model.car_current_a()
             sample_t = start + meter_k * meter_every
             meter_t_in: float | None = None
             if sample_t < s_next - 1e-9:
@@ -391,7 +396,7 @@ def _run(
                 s_next,
                 amps0,
                 amps1,
-                car.lag_s,
+                model.car.lag_s,
                 phases,
                 rotation,
                 volts,
