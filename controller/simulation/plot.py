@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 from controller.core.units import MIN_SIGNAL_A
 from controller.simulation.engine import SimResult
@@ -93,8 +94,8 @@ def plot_day(
     _shade_plugged(bottom, x, rows)
     top.fill_between(x, pv, step="post", color=COLOURS["pv"], alpha=0.45, linewidth=0, label="PV")
     top.step(x, house, where="post", color=COLOURS["house"], linewidth=0.9, label="house")
-    top.step(x, car, where="post", color=COLOURS["car"], linewidth=1.4, label="car")
-    top.step(x, grid, where="post", color=COLOURS["grid"], linewidth=0.9, alpha=0.85, label="grid (+import)")
+    top.step(x, grid, where="post", color=COLOURS["grid"], linewidth=0.7, alpha=0.6, label="grid (+import)")
+    top.step(x, car, where="post", color=COLOURS["car"], linewidth=1.6, zorder=5, label="car")
     top.axhline(0, color="black", linewidth=0.6)
     pauses = [
         xi
@@ -115,7 +116,9 @@ def plot_day(
         )
         top.set_ylim(ymin, ymax)
     top.set_ylabel("power (kW)")
-    top.legend(loc="upper left", ncols=6, fontsize=9, frameon=False)
+    handles = top.get_legend_handles_labels()[0]
+    handles.append(Patch(color=COLOURS["plugged"], label="car plugged in"))
+    top.legend(handles=handles, loc="upper left", ncols=7, fontsize=9, frameon=True, framealpha=0.8)
     top.grid(alpha=0.3)
 
     phases = [r.phases for r in rows]
