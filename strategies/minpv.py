@@ -1,0 +1,25 @@
+"""`minpv`: always charge at least the minimum current, more when the sun allows.
+
+For when the car must gain range whatever the weather: it never pauses, so it never wears the
+contactor, and it uses 1 phase while the surplus is small so the grid share stays at 1.4 kW.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from controller.core.decision import Decision
+from controller.core.state import SiteState
+from strategies.pv import Pv
+
+
+class MinPv(Pv):
+    summary: ClassVar[str] = "minimum current always (1 phase when the sun is weak), more with surplus"
+    keep_minimum: ClassVar[bool] = True
+
+    def decide(self, state: SiteState) -> Decision:
+        self.running = True
+        decision = super().decide(state)
+        if decision.paused:
+            return Decision(state.limits.min_current_a, decision.phases, f"minpv: {decision.reason}")
+        return decision

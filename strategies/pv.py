@@ -1,0 +1,173 @@
+"""`pv`: charge on solar surplus only, with as few contactor operations as the weather allows.
+
+Each rule answers a complaint users of evcc and openWB raise (see shared research, anchors.md §c):
+
+- the surplus is `−grid + car − reserve`, so the car's own draw never hides the sun;
+- smoothing reacts at once to a drop (no grid import while the average catches up) and slowly to a
+  rise (no chasing a passing gap in the clouds);
+- start only after the surplus held the minimum power for `enable_delay_s` (cloud flapping, evcc#32760);
+- during a dip at minimum current the grid energy drawn is counted, and charging stops once it exceeds
+  `dip_import_wh` or the dip lasts `disable_delay_s`: a short shallow dip is bridged, a deep one is not
+  (evcc#8076 keeps drawing for the whole 3-minute timer whatever the depth);
+- 1p/3p switching has its own thresholds with hysteresis and its own delays, which run whether or not
+  the car is drawing (evcc#12825 switched twice in 34 s because idle skipped the timers);
+- when the surplus fails, it prefers 1 phase while paused, so the next start needs only 1.4 kW.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from controller.core.balance import surplus_w
+from controller.core.decision import Decision
+from controller.core.state import SiteState
+
+
+class PvParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enable_delay_s: float = Field(
+        60, ge=0, description="surplus must hold the minimum power this long to start"
+    )
+    disable_delay_s: float = Field(180, ge=0, description="longest dip bridged at minimum current")
+    phase_switch_delay_s: float = Field(
+        300, ge=0, description="surplus must support 3 phases this long to go 1→3"
+    )
+    phase_down_delay_s: float = Field(
+        60, ge=0, description="surplus must stay below 3-phase minimum this long to go 3→1"
+    )
+    reserve_w: float = Field(100, ge=0, description="export kept as a margin")
+    dip_import_wh: float = Field(30, ge=0, description="grid energy a dip may draw before charging stops")
+    phase_margin_w: float = Field(300, ge=0, description="extra surplus above the 3-phase minimum to go 1→3")
+    rise_time_s: float = Field(30, gt=0, description="time constant for following a rising surplus")
+    step_a: float = Field(0.5, gt=0, description="smallest increase worth a write")
+
+
+class Pv:
+    Params = PvParams
+    summary: ClassVar[str] = "solar surplus only: start, follow and stop with the sun, 1p/3p automatically"
+    keep_minimum: ClassVar[bool] = False
+
+    def __init__(self, params: PvParams) -> None:
+        self.params = params
+        self.smoothed_w: float | None = None
+        self.last_s: float | None = None
+        self.running = False
+        self.phases = 0
+        """Phase mode this strategy wants; 0 until the first decision reads the charger's."""
+        self.enough_since: float | None = None
+        self.dip_since: float | None = None
+        self.dip_wh = 0.0
+        self.up_since: float | None = None
+        self.down_since: float | None = None
+        self.target_a = 0.0
+
+    def _smooth(self, raw: float, now: float) -> float:
+        """Instant on a drop, first-order on a rise: import is corrected at once, export cautiously."""
+        if self.smoothed_w is None or self.last_s is None or raw <= self.smoothed_w:
+            return raw
+        dt = max(now - self.last_s, 0.0)
+        alpha = 1 - math.exp(-dt / self.params.rise_time_s)
+        return self.smoothed_w + (raw - self.smoothed_w) * alpha
+
+    def decide(self, state: SiteState) -> Decision:
+        p = self.params
+        now = state.now
+        limits = state.limits
+        volts = limits.voltage_v
+        raw = surplus_w(state, p.reserve_w)
+        if raw is None:
+            return Decision.pause("pv: no meter reading yet", state.active_phases())
+        dt = 0.0 if self.last_s is None else max(now - self.last_s, 0.0)
+        surplus = self._smooth(raw, now)
+        self.smoothed_w, self.last_s = surplus, now
+
+        can_switch = state.info.can_switch_phases()
+        if self.phases == 0 or not can_switch:
+            self.phases = state.active_phases()
+        one_min = limits.min_current_a * volts
+        three_min = 3 * one_min
+        self._phase_timers(surplus, now, can_switch, three_min)
+
+        min_power = self.phases * limits.min_current_a * volts
+        if not self.running:
+            start_power = one_min if can_switch else min_power
+            if surplus >= start_power:
+                self.enough_since = self.enough_since if self.enough_since is not None else now
+            else:
+                self.enough_since = None
+            held = 0.0 if self.enough_since is None else now - self.enough_since
+            if self.enough_since is None or held < p.enable_delay_s:
+                return Decision.pause(
+                    f"pv: surplus {surplus:.0f} W, start needs {start_power:.0f} W "
+                    f"for {p.enable_delay_s:.0f} s (held {held:.0f} s)",
+                    self.phases,
+                )
+            self.running = True
+            self.dip_since, self.dip_wh = None, 0.0
+            self.target_a = 0.0
+            if can_switch and self.phases == 3 and surplus < three_min:
+                self.phases = 1
+                min_power = one_min
+
+        if surplus < min_power:
+            self.dip_since = self.dip_since if self.dip_since is not None else now
+            self.dip_wh += (min_power - surplus) * dt / 3600
+            if self.dip_wh > p.dip_import_wh or now - self.dip_since > p.disable_delay_s:
+                self.running = False
+                self.enough_since = None
+                reason = (
+                    f"pv: dip drew {self.dip_wh:.0f} Wh in {now - self.dip_since:.0f} s "
+                    f"(budget {p.dip_import_wh:.0f} Wh / {p.disable_delay_s:.0f} s), pausing"
+                )
+                self.dip_since, self.dip_wh = None, 0.0
+                return self._paused(reason, state)
+            if not self.keep_minimum:
+                return self._set(
+                    limits.min_current_a,
+                    f"pv: dip, surplus {surplus:.0f} W < {min_power:.0f} W, bridging "
+                    f"({self.dip_wh:.0f}/{p.dip_import_wh:.0f} Wh)",
+                )
+        else:
+            self.dip_since, self.dip_wh = None, 0.0
+
+        wanted = surplus / (self.phases * volts)
+        wanted = max(limits.min_current_a, min(limits.max_current_a, wanted))
+        return self._set(wanted, f"pv: surplus {surplus:.0f} W")
+
+    def _phase_timers(self, surplus: float, now: float, can_switch: bool, three_min: float) -> None:
+        """Separate up and down thresholds and delays; they run whether or not the car is drawing."""
+        p = self.params
+        if not can_switch:
+            self.up_since = self.down_since = None
+            return
+        if self.phases == 1:
+            self.down_since = None
+            if surplus >= three_min + p.phase_margin_w:
+                self.up_since = self.up_since if self.up_since is not None else now
+                if now - self.up_since >= p.phase_switch_delay_s:
+                    self.phases, self.up_since = 3, None
+                    self.target_a = 0.0
+            else:
+                self.up_since = None
+        else:
+            self.up_since = None
+            if surplus < three_min:
+                self.down_since = self.down_since if self.down_since is not None else now
+                if now - self.down_since >= p.phase_down_delay_s:
+                    self.phases, self.down_since = 1, None
+                    self.target_a = 0.0
+            else:
+                self.down_since = None
+
+    def _set(self, current_a: float, why: str) -> Decision:
+        """Deadband: cuts pass at once, increases only in steps worth a write."""
+        if current_a < self.target_a or current_a >= self.target_a + self.params.step_a or self.target_a == 0:
+            self.target_a = math.floor(current_a * 10) / 10
+        return Decision(self.target_a, self.phases, f"{why} → {self.target_a:.1f} A {self.phases}p")
+
+    def _paused(self, reason: str, state: SiteState) -> Decision:
+        self.target_a = 0.0
+        return Decision.pause(reason, self.phases or state.active_phases())
