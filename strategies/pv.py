@@ -27,22 +27,22 @@ from controller.core.state import SiteState
 
 
 class PvParams(BaseModel):
+    """Defaults tuned on the DTU Lyngby / UCI traces (bench/RESULTS.md) against evcc-default."""
+
     model_config = ConfigDict(extra="forbid")
     enable_delay_s: float = Field(
         60, ge=0, description="surplus must hold the minimum power this long to start"
     )
-    disable_delay_s: float = Field(180, ge=0, description="longest dip bridged at minimum current")
-    phase_switch_delay_s: float = Field(
-        300, ge=0, description="surplus must support 3 phases this long to go 1→3"
-    )
+    disable_delay_s: float = Field(480, ge=0, description="longest dip bridged at minimum current")
+    dip_import_wh: float = Field(100, ge=0, description="grid energy a dip may draw before charging stops")
+    phase_switch_delay_s: float = Field(240, ge=0, description="surplus must carry 3 phases this long (1→3)")
     phase_down_delay_s: float = Field(
-        60, ge=0, description="surplus must stay below 3-phase minimum this long to go 3→1"
+        360, ge=0, description="surplus below the 3-phase minimum this long (3→1)"
     )
-    reserve_w: float = Field(100, ge=0, description="export kept as a margin")
-    dip_import_wh: float = Field(30, ge=0, description="grid energy a dip may draw before charging stops")
-    phase_margin_w: float = Field(300, ge=0, description="extra surplus above the 3-phase minimum to go 1→3")
-    rise_time_s: float = Field(30, gt=0, description="time constant for following a rising surplus")
-    step_a: float = Field(0.5, gt=0, description="smallest increase worth a write")
+    phase_margin_w: float = Field(300, ge=0, description="surplus above the 3-phase minimum needed for 1→3")
+    reserve_w: float = Field(50, ge=0, description="export kept as a margin")
+    rise_time_s: float = Field(5, gt=0, description="time constant for following a rising surplus")
+    step_a: float = Field(0.3, gt=0, description="smallest increase worth a write")
 
 
 class Pv:
@@ -115,16 +115,24 @@ class Pv:
         if surplus < min_power:
             self.dip_since = self.dip_since if self.dip_since is not None else now
             self.dip_wh += (min_power - surplus) * dt / 3600
-            if self.dip_wh > p.dip_import_wh or now - self.dip_since > p.disable_delay_s:
+            dip_s = now - self.dip_since
+            spent = self.dip_wh > p.dip_import_wh or dip_s > p.disable_delay_s
+            if spent and self.phases == 3 and can_switch and surplus >= one_min:
+                # One phase still carries this surplus: switching costs no pause.
+                self.phases, self.down_since = 1, None
+                self.dip_since, self.dip_wh = None, 0.0
+                min_power = one_min
+                spent = False
+            if spent:
                 self.running = False
                 self.enough_since = None
                 reason = (
-                    f"pv: dip drew {self.dip_wh:.0f} Wh in {now - self.dip_since:.0f} s "
+                    f"pv: dip drew {self.dip_wh:.0f} Wh in {dip_s:.0f} s "
                     f"(budget {p.dip_import_wh:.0f} Wh / {p.disable_delay_s:.0f} s), pausing"
                 )
                 self.dip_since, self.dip_wh = None, 0.0
                 return self._paused(reason, state)
-            if not self.keep_minimum:
+            if not self.keep_minimum and surplus < min_power:
                 return self._set(
                     limits.min_current_a,
                     f"pv: dip, surplus {surplus:.0f} W < {min_power:.0f} W, bridging "

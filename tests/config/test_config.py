@@ -32,7 +32,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_the_repository_example_config_is_valid() -> None:
     cfg = load(REPO / "config.toml")
     assert cfg.strategy.name == "pv"
-    assert cfg.strategy.params["reserve_w"] == 100
+    assert cfg.strategy.params["reserve_w"] == 50
     assert cfg.site_limits().main_fuse_a == 25
 
 
