@@ -231,6 +231,7 @@ def _run(
         s1, s2, s3 = trace.pv_phases_w(i)
         base.append((h1 - s1, h2 - s2, h3 - s3))
     surplus_row = [max(p - h, 0.0) for p, h in zip(pv_row, house_row, strict=True)]
+    idle_peak_w = [max(abs(a), abs(b), abs(c)) for a, b, c in base]
     ranges = oracle_ranges(limits, settings, info)
     oracle_row = [ranges.oracle_power_w(s) for s in surplus_row]
 
@@ -368,6 +369,18 @@ def _run(
                     row_i += 1
                     next_row_t = times[row_i + 1] if row_i + 1 < n_rows else math.inf
             s_next = min(t_next, next_row_t, plug_t)
+            if not connected:  # the house and the PV alone: the most common segment, kept short
+                peak_w = idle_peak_w[row_i]
+                seg.peak_w = max(seg.peak_w, peak_w)
+                if peak_w > fuse_w:
+                    seg.over_s += s_next - s
+                sample_t = start + meter_k * meter_every
+                if sample_t < s_next - 1e-9:
+                    meter_k += math.ceil((s_next - sample_t) / meter_every - 1e-9)
+                    meter_t = start + (meter_k - 1) * meter_every
+                    meter_p = base[row_i]
+                s = s_next
+                continue
             if s < interrupt_end < s_next:
                 s_next = interrupt_end
             full = True
