@@ -136,7 +136,8 @@ def render(outcomes: Sequence[Outcome], *, folder: str, argv: Sequence[str], sta
         "battery 1000 kWh (never full), plugged in 08:00–18:00 Europe/Copenhagen every day; meter "
         "refreshed every 1 s; control every 5 s unless the strategy sets its own interval.",
         "- Metrics: defined in the README, section *Metrics* (and in `controller/simulation/metrics.py`). "
-        "Counts per day are means over the days; `max pauses/10 min` is the worst window of the month.",
+        "Counts per day are means over the days the car was plugged in; `max pauses/10 min` is the "
+        "worst window of the month.",
         "",
     ]
     missing = sorted({(o.strategy, o.problem) for o in outcomes if o.result is None and o.problem}, key=str)

@@ -16,6 +16,7 @@ The car is plugged in from `plug_in` to `plug_out` each local day (a new session
 
 from __future__ import annotations
 
+import gc
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -166,7 +167,15 @@ def simulate_trace(
     strategy = strategies.load(strategy_name, params)
     interval = strategy_interval_s(strategy, settings.interval_s)
     wall_start = time.perf_counter()
-    timeline, compute = _run(trace, strategy, limits, settings, info, interval, progress)
+    # A month is ~500 000 timeline rows and few reference cycles: the cyclic collector would only
+    # rescan the growing timeline again and again.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        timeline, compute = _run(trace, strategy, limits, settings, info, interval, progress)
+    finally:
+        if collecting:
+            gc.enable()
     wall = time.perf_counter() - wall_start
     metrics = summarize(
         timeline, timezone=settings.timezone, main_fuse_a=limits.main_fuse_a, compute_s=compute

@@ -33,6 +33,8 @@ Definitions (the README's "Metrics" section copies them):
   safety layer + command diff) on the machine that ran the simulation.
 
 A day is a calendar day in the site's time zone; a cycle belongs to the day its interval starts in.
+`days` counts the days the run touches, `plugged_days` those on which the car was plugged in: the
+per-day figures of the summary and the benchmark divide by `plugged_days`.
 """
 
 from __future__ import annotations
@@ -135,6 +137,7 @@ class Metrics:
     main_fuse_a: float = 0.0
     plugged_hours: float = 0.0
     days: int = 1
+    plugged_days: int = 0
     cycle_ms_median: float | None = None
     cycle_ms_p99: float | None = None
 
@@ -157,6 +160,7 @@ class Metrics:
             "main_fuse_a": self.main_fuse_a,
             "plugged_hours": round(self.plugged_hours, 4),
             "days": self.days,
+            "plugged_days": self.plugged_days,
         }
         if with_timing:
             block["cycle_ms_median"] = _round(self.cycle_ms_median, 4)
@@ -225,6 +229,7 @@ def summarize(
     days = {name: block(day_rows, main_fuse_a=main_fuse_a) for name, day_rows in by_day.items()}
     total = block(rows, main_fuse_a=main_fuse_a)
     total.days = len(days)
+    total.plugged_days = sum(1 for m in days.values() if m.plugged_days)
     total.cycle_ms_median, total.cycle_ms_p99 = timing_ms(compute_s)
     return RunMetrics(total=total, days=days)
 
@@ -256,6 +261,7 @@ def combine(blocks: Sequence[Metrics], *, compute_s: Sequence[float] = ()) -> Me
         m.fuse_seconds_over += b.fuse_seconds_over
         m.plugged_hours += b.plugged_hours
         m.days += b.days
+        m.plugged_days += b.plugged_days
     m.solar_share = m.car_solar_kwh / m.car_kwh if m.car_kwh > 0 else None
     m.capture = m.car_solar_kwh / m.oracle_kwh if m.oracle_kwh > 0 else None
     m.cycle_ms_median, m.cycle_ms_p99 = timing_ms(compute_s)
@@ -295,6 +301,7 @@ def block(rows: Iterable[Cycle], *, main_fuse_a: float) -> Metrics:
     m.exported_kwh = export_wh / 1000
     m.surplus_kwh = surplus_wh / 1000
     m.plugged_hours = plugged_s / 3600
+    m.plugged_days = 1 if plugged_s > 0 else 0
     m.pauses = len(pause_times)
     m.max_pauses_10min = most_in_window(pause_times, PAUSE_WINDOW_S)
     return m

@@ -162,7 +162,7 @@ SUMMARY_HEADER = (
 
 def summary_cells(name: str, m: Metrics) -> list[str]:
     """One table row: totals, with the counts also per day because the targets are per day."""
-    days = max(m.days, 1)
+    days = max(m.plugged_days, 1)
     return [
         name,
         f"{m.car_kwh:.1f}",
