@@ -13,13 +13,14 @@ unless the strategy brings its own interval. A strategy that cannot be loaded is
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import platform
 import statistics
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -123,7 +124,52 @@ def _targets(pv: Metrics, pv_run: SimResult, evcc: SimResult | None) -> list[tup
     return rows
 
 
-def render(outcomes: Sequence[Outcome], *, folder: str, argv: Sequence[str], started: datetime) -> str:
+@dataclass(frozen=True)
+class SpeedCheck:
+    strategy: str
+    day: str
+    seconds: float
+    cycles: int
+
+
+def _speed_check(traces: Sequence[Trace], candidates: Sequence[str], repeats: int = 5) -> SpeedCheck | None:
+    """The speed target on its own: one simulated day at 5 s, best of a few runs on an idle core.
+
+    The month-long runs above measure the same thing but share the machine with whatever else runs;
+    the best of several short runs is the figure least disturbed by that. The day is the one with the
+    most PV variability in the first trace, where the strategy has most to do.
+    """
+    if not traces or not candidates:
+        return None
+    trace = traces[0]
+    per_row = [abs(b - a) for a, b in itertools.pairwise(trace.pv_w)]
+    rows_per_day = max(1, round(86400 / trace.step_s))
+    days = max(1, len(trace.times) // rows_per_day)
+    busiest = max(range(days), key=lambda d: sum(per_row[d * rows_per_day : (d + 1) * rows_per_day]))
+    lo, hi = busiest * rows_per_day, (busiest + 1) * rows_per_day
+    day = Trace(
+        times=trace.times[lo:hi], pv_w=trace.pv_w[lo:hi], house_w=trace.house_w[lo:hi], step_s=trace.step_s
+    )
+    name = "pv" if "pv" in candidates else candidates[0]
+    settings = replace(SETTINGS, timezone="UTC")  # one UTC day of the trace, plugged 08:00–18:00
+    best: SimResult | None = None
+    for _ in range(repeats):
+        result = simulate_trace(day, name, {}, LIMITS, settings, info=INFO)
+        if best is None or result.wall_s < best.wall_s:
+            best = result
+    assert best is not None
+    when = datetime.fromtimestamp(day.start, UTC).date().isoformat()
+    return SpeedCheck(name, when, best.wall_s, len(best.timeline))
+
+
+def render(
+    outcomes: Sequence[Outcome],
+    *,
+    folder: str,
+    argv: Sequence[str],
+    started: datetime,
+    speed: SpeedCheck | None = None,
+) -> str:
     lines = [
         "# Benchmark results",
         "",
@@ -145,12 +191,22 @@ def render(outcomes: Sequence[Outcome], *, folder: str, argv: Sequence[str], sta
         lines.append("Strategies not run:")
         lines.extend(f"- `{name}`: {problem}" for name, problem in missing)
         lines.append("")
-    speeds = [o.result.speed_s_per_day() for o in outcomes if o.result is not None]
-    if speeds:
+    at_5s = [
+        o.result.speed_s_per_day() for o in outcomes if o.result is not None and o.result.interval_s == 5
+    ]
+    if speed is not None:
         lines.append(
-            f"**Compute speed:** one simulated day (24 h, 5 s control interval unless the strategy's own) "
-            f"takes {statistics.median(speeds):.3f} s median, {max(speeds):.3f} s worst "
-            "(wall clock, per strategy and trace, whole run incl. metrics)."
+            f"**Speed target** (one simulated day at a 5 s interval < 0.5 s on one core): `{speed.strategy}` "
+            f"on {speed.day} (the most variable day of the first trace), {speed.cycles} control cycles: "
+            f"**{speed.seconds:.3f} s** (best of 5)."
+        )
+        lines.append("")
+    if at_5s:
+        lines.append(
+            "**Compute speed:** one simulated day (24 h) at a 5 s control interval takes "
+            f"{statistics.median(at_5s):.3f} s median, {max(at_5s):.3f} s worst, on one core "
+            "(wall clock per strategy and trace: strategy, safety layer, site physics and metrics; "
+            "the per-trace tables give each strategy's figure)."
         )
         lines.append("")
 
@@ -252,8 +308,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
     bar.finish()
+    speed = _speed_check(traces, [n for n in usable if n in {"pv", "minpv", "fast", "off"}])
     args.out.write_text(
-        render(outcomes, folder=_shown(args.traces), argv=argv_text, started=started), encoding="utf-8"
+        render(outcomes, folder=_shown(args.traces), argv=argv_text, started=started, speed=speed),
+        encoding="utf-8",
     )
     print(f"bench: wrote {args.out}", file=sys.stderr)
     return 0
