@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock_time
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import strategies
 from controller.core import control
@@ -58,6 +58,7 @@ class SimSettings:
     plug_out: str | None = "18:00"
     """Local times (in `timezone`) the car arrives and leaves each day; both None: the whole trace."""
     timezone: str = "UTC"
+    """IANA name: plug times and the days of the report are local to the site."""
     car_max_current_a: float = 16.0
     car_phases: int = 3
     car_capacity_kwh: float = 1000.0
@@ -67,6 +68,7 @@ class SimSettings:
     car_lag_s: float = 10.0
     """Time constant of the car's first-order response to a new allowed current."""
     meter_update_s: float = 1.0
+    """How often the grid meter's reading changes; the controller sees the latest one."""
 
 
 @dataclass
@@ -149,7 +151,12 @@ def _validate(settings: SimSettings) -> None:
         raise ValueError(f"car_soc must be between 0 and 1, not {settings.car_soc!r}")
     if settings.car_lag_s < 0:
         raise ValueError(f"car_lag_s must not be negative, not {settings.car_lag_s!r}")
-    ZoneInfo(settings.timezone)
+    try:
+        ZoneInfo(settings.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"timezone {settings.timezone!r} is not an IANA time zone such as 'Europe/Berlin'"
+        ) from None
 
 
 def simulate_trace(
@@ -176,10 +183,10 @@ def simulate_trace(
     finally:
         if collecting:
             gc.enable()
-    wall = time.perf_counter() - wall_start
     metrics = summarize(
         timeline, timezone=settings.timezone, main_fuse_a=limits.main_fuse_a, compute_s=compute
     )
+    wall = time.perf_counter() - wall_start
     return SimResult(
         strategy=strategy_name,
         interval_s=interval,

@@ -197,6 +197,7 @@ def test_plug_windows_in_local_time_across_dst_and_overnight() -> None:
         (SimSettings(plug_in=None), "both"),
         (SimSettings(car_phases=2), "car_phases"),
         (SimSettings(interval_s=0), "interval_s"),
+        (SimSettings(timezone="Mars/Olympus"), "IANA"),
     ],
 )
 def test_bad_settings_are_named(settings: SimSettings, message: str) -> None:
