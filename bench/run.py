@@ -223,15 +223,17 @@ def render(
         lines.append(markdown_table(blocks))
         lines.append("")
         lines.append(
-            "| strategy | interval s | pauses/day mean / max | switches/day mean / max | s per sim. day |"
+            "| strategy | interval s | pauses/day mean / max | of them before a 1→3 switch, per day "
+            "| switches/day mean / max | s per sim. day |"
         )
-        lines.append("|---|---:|---:|---:|---:|")
+        lines.append("|---|---:|---:|---:|---:|---:|")
         for o in runs:
             assert o.result is not None
             pm, px = _per_day(o.result, "pauses")
             sm, sx = _per_day(o.result, "phase_switches")
+            wm, _ = _per_day(o.result, "switch_pauses")
             lines.append(
-                f"| {o.strategy} | {o.result.interval_s:g} | {pm:.1f} / {px} | {sm:.1f} / {sx} | "
+                f"| {o.strategy} | {o.result.interval_s:g} | {pm:.1f} / {px} | {wm:.1f} | {sm:.1f} / {sx} | "
                 f"{o.result.speed_s_per_day():.3f} |"
             )
         lines.append("")

@@ -1,8 +1,8 @@
 """Control-quality metrics, computed from the simulation timeline, and the solar oracle.
 
-The engine writes one `Cycle` per control cycle. Energies in a cycle are integrals over the cycle's
-interval taken at the physics step (not samples at the control instant), so a controller that is
-slow to follow a cloud pays for every second of it. Everything below is a sum, maximum or count over
+The engine writes one `Cycle` per control cycle. Energies in a cycle are exact integrals of the
+modelled physics over the cycle's interval (not samples at the control instant), so a controller
+that is slow to follow a cloud pays for every second of it. Everything below is a sum, maximum or count over
 those rows, which keeps the definitions short enough to check by hand.
 
 Definitions (the README's "Metrics" section copies them):
@@ -22,7 +22,9 @@ Definitions (the README's "Metrics" section copies them):
 - `surplus_kwh`: ∫ max(pv − house, 0) dt while the car is plugged in (context for the above).
 - `pauses`: control cycles whose command takes the charger from a limit ≥ 6 A to 0 (pause) while the
   car is plugged in — each one opens the contactor. `max_pauses_10min`: the most pauses that start
-  within any 600 s.
+  within any 600 s. `switch_pauses`: those of the pauses that are followed within 120 s, before any
+  resume, by a phase change — the safety layer's pause → switch → resume for a 1→3 switch while
+  charging; `pauses` − `switch_pauses` are the stops for lack of sun.
 - `phase_switches`: cycles in which the charger's phase mode (1 or 3) changes while the car is plugged in.
   (Pauses and switches count only between two cycles that both saw the car plugged in.)
 - `commands`: cycles that wrote anything to the charger (`ChargeCurrentLimit` and/or `Force1Phase`),
@@ -49,6 +51,8 @@ from zoneinfo import ZoneInfo
 from controller.core.units import MIN_SIGNAL_A
 
 PAUSE_WINDOW_S = 600.0
+SWITCH_PAUSE_S = 120.0
+"""A pause followed this soon by a phase change, before any resume, is part of that switch."""
 
 
 @dataclass(slots=True)
@@ -129,6 +133,7 @@ class Metrics:
     exported_kwh: float = 0.0
     surplus_kwh: float = 0.0
     pauses: int = 0
+    switch_pauses: int = 0
     max_pauses_10min: int = 0
     phase_switches: int = 0
     commands: int = 0
@@ -152,6 +157,7 @@ class Metrics:
             "exported_kwh": round(self.exported_kwh, 4),
             "surplus_kwh": round(self.surplus_kwh, 4),
             "pauses": self.pauses,
+            "switch_pauses": self.switch_pauses,
             "max_pauses_10min": self.max_pauses_10min,
             "phase_switches": self.phase_switches,
             "commands": self.commands,
@@ -254,6 +260,7 @@ def combine(blocks: Sequence[Metrics], *, compute_s: Sequence[float] = ()) -> Me
         m.exported_kwh += b.exported_kwh
         m.surplus_kwh += b.surplus_kwh
         m.pauses += b.pauses
+        m.switch_pauses += b.switch_pauses
         m.max_pauses_10min = max(m.max_pauses_10min, b.max_pauses_10min)
         m.phase_switches += b.phase_switches
         m.commands += b.commands
@@ -273,6 +280,7 @@ def block(rows: Iterable[Cycle], *, main_fuse_a: float) -> Metrics:
     m = Metrics(main_fuse_a=main_fuse_a)
     car_wh = solar_wh = export_wh = surplus_wh = oracle_wh = plugged_s = 0.0
     pause_times: list[float] = []
+    open_pause: float | None = None
     previous: Cycle | None = None
     for row in rows:
         car_wh += row.car_wh
@@ -289,8 +297,16 @@ def block(rows: Iterable[Cycle], *, main_fuse_a: float) -> Metrics:
         if previous is not None and row.connected and previous.connected:
             if previous.target_a >= MIN_SIGNAL_A and row.target_a <= 0.0:
                 pause_times.append(row.time)
+                open_pause = row.time
+            elif row.target_a > 0.0:
+                open_pause = None
             if previous.phases != row.phases:
                 m.phase_switches += 1
+                if open_pause is not None and row.time - open_pause <= SWITCH_PAUSE_S:
+                    m.switch_pauses += 1
+                    open_pause = None
+        else:
+            open_pause = None
         previous = row
     m.car_kwh = car_wh / 1000
     m.car_solar_kwh = solar_wh / 1000

@@ -163,3 +163,17 @@ def test_oracle_without_phase_switching_starts_at_three_phase_minimum() -> None:
     )
     assert ranges.oracle_power_w(4000) == 0
     assert ranges.oracle_power_w(4140) == pytest.approx(4140)
+
+
+def test_pause_before_a_phase_switch_is_counted_as_a_switch_pause() -> None:
+    # 1→3 while charging: pause (t=5), switch while paused (t=10), resume (t=15); later a plain pause.
+    rows = [
+        cycle(DAY0, target_a=16, phases=1),
+        cycle(DAY0 + 5, target_a=0, phases=1),
+        cycle(DAY0 + 10, target_a=0, phases=3),
+        cycle(DAY0 + 15, target_a=6, phases=3),
+        cycle(DAY0 + 600, target_a=0, phases=3),
+        cycle(DAY0 + 1200, target_a=0, phases=1),  # a switch long after a pause: not part of it
+    ]
+    m = block(rows, main_fuse_a=25)
+    assert (m.pauses, m.switch_pauses, m.phase_switches) == (2, 1, 2)
