@@ -46,7 +46,12 @@ def plot_results(results: Sequence[SimResult], directory: Path, timezone: str) -
     """Write `<strategy>_<date>.png` for every day of every result; returns the files written."""
     directory.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
+    names = [r.strategy for r in results]
     for result in results:
+        # several traces of one strategy may share dates: then the trace goes into the name too
+        prefix = _safe(result.strategy)
+        if names.count(result.strategy) > 1:
+            prefix += "_" + _safe(Path(result.trace).name.split(".")[0])
         if not result.timeline:
             continue
         clock = DayClock(result.timeline[0].time, result.timeline[-1].time + 1, timezone)
@@ -54,7 +59,7 @@ def plot_results(results: Sequence[SimResult], directory: Path, timezone: str) -
         for row in result.timeline:
             days.setdefault(clock.name(row.time), []).append(row)
         for day, rows in days.items():
-            path = directory / f"{_safe(result.strategy)}_{day}.png"
+            path = directory / f"{prefix}_{day}.png"
             plot_day(
                 rows,
                 path,
