@@ -86,8 +86,13 @@ def _run(args: argparse.Namespace) -> int:
     from controller.service.daemon import RunOptions, StartupError, open_devices, run  # noqa: PLC0415
 
     cfg = load(find(args.config))
+
+    async def daemon() -> int:
+        # pymodbus binds its client to the running loop, so the devices are made inside it.
+        return await run(cfg, open_devices(cfg), RunOptions(dry_run=args.dry_run, once=args.once))
+
     try:
-        return asyncio.run(run(cfg, open_devices(cfg), RunOptions(dry_run=args.dry_run, once=args.once)))
+        return asyncio.run(daemon())
     except StartupError as exc:
         print(f"peblar-surplus: {exc}", file=sys.stderr)
         return EXIT_REFUSED
