@@ -57,12 +57,12 @@ def read_house(path: str) -> list[float]:
     masked = 0
     for minute in range(MINUTES):
         stamp = start + timedelta(minutes=minute)
-        row = table.get(stamp)
-        if row is None or table.get(stamp - timedelta(days=1)) == row:
-            masked += row is not None
+        fields = table.get(stamp)
+        if fields is None or table.get(stamp - timedelta(days=1)) == fields:
+            masked += fields is not None
             values.append(None)
         else:
-            values.append(float(row[0]) * 1000)
+            values.append(float(fields[0]) * 1000)
     print(f"house: {masked} gap-fill rows masked, {values.count(None)} minutes interpolated", file=sys.stderr)
     return [round(v, 1) for v in interpolate(values)]
 
