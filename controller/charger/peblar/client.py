@@ -87,7 +87,8 @@ class PeblarClient:
         self._http = http or httpx.AsyncClient(timeout=timeout_s)
         self._timeout_s = timeout_s
         self._retry_budget_s = retry_budget_s
-        self._bucket = TokenBucket(max_requests_per_s, burst=max(4, int(max_requests_per_s * 2)))
+        # Burst 6: the start-up probe (3) and a full cycle (read 2, write 1) never wait.
+        self._bucket = TokenBucket(max_requests_per_s, burst=max(6, int(max_requests_per_s * 2)))
         self.max_current_ma = max_current_ma
         self.requests = 0
         self.info: ChargerInfo | None = None
