@@ -1,0 +1,160 @@
+"""pv and evcc-default as tables: state in, decision out, time moved only through `state.now`."""
+
+from __future__ import annotations
+
+import pytest
+
+from controller.core.state import (
+    ChargerInfo,
+    ChargerReading,
+    DeviceHealth,
+    MeterReading,
+    SiteLimits,
+    SiteState,
+)
+from strategies import load
+from strategies.evcc_default import EvccDefault
+from strategies.pv import Pv
+
+LIMITS = SiteLimits(main_fuse_a=25, min_current_a=6, max_current_a=16)
+SWITCHING = ChargerInfo(phase_count=3, force_1_phase_allowed=True)
+FIXED = ChargerInfo(phase_count=3, force_1_phase_allowed=False)
+
+
+def site(
+    now: float, surplus_w: float, *, car_w: float = 0.0, force_1p: bool = False, info: ChargerInfo = SWITCHING
+) -> SiteState:
+    """A site exporting `surplus_w` beyond what the car draws (grid = car − surplus)."""
+    charging = car_w > 0
+    phases = 1 if force_1p else 3
+    per_phase = car_w / (phases * 230)
+    currents = (per_phase, 0.0, 0.0) if force_1p else (per_phase,) * 3
+    return SiteState(
+        now=now,
+        limits=LIMITS,
+        info=info,
+        grid=MeterReading(time=now, power_w=car_w - surplus_w),
+        charger=ChargerReading(
+            time=now,
+            vehicle_connected=True,
+            charging=charging,
+            limit_ma=16000,
+            limit_actual_ma=16000,
+            limit_source="Local REST API",
+            force_1_phase=force_1p,
+            power_w=car_w,
+            phase_currents_a=currents,
+        ),
+        meter_health=DeviceHealth(last_ok=now),
+        charger_health=DeviceHealth(last_ok=now),
+    )
+
+
+def pv(**params: float) -> Pv:
+    strategy = load("pv", {"reserve_w": 0, **params})
+    assert isinstance(strategy, Pv)
+    return strategy
+
+
+@pytest.mark.parametrize(("held_s", "starts"), [(55, False), (60, True)])
+def test_start_only_after_the_surplus_held_the_minimum_for_the_delay(held_s: float, starts: bool) -> None:
+    strategy = pv(enable_delay_s=60)
+    for t in range(0, int(held_s) + 1, 5):
+        decision = strategy.decide(site(t, 2000, force_1p=True))
+    assert (decision.current_a > 0) is starts, decision.reason
+    if starts:
+        assert decision.phases == 1
+        assert decision.current_a == pytest.approx(8.6, abs=0.1)
+
+
+def test_a_moment_below_the_minimum_restarts_the_start_timer() -> None:
+    strategy = pv(enable_delay_s=60)
+    for t, surplus in [(0, 2000), (30, 2000), (35, 900), (40, 2000), (95, 2000)]:
+        decision = strategy.decide(site(t, surplus, force_1p=True))
+    assert decision.paused
+    assert strategy.decide(site(100, 2000, force_1p=True)).current_a > 0
+
+
+def test_smoothing_cuts_at_once_and_rises_slowly() -> None:
+    strategy = pv(enable_delay_s=0, rise_time_s=30, step_a=0.1)
+    strategy.decide(site(0, 2300, force_1p=True))
+    high = strategy.decide(site(5, 3450, car_w=2300, force_1p=True))
+    assert high.current_a < 12.0  # 3450 W would be 15 A at once; the rise is followed gradually
+    low = strategy.decide(site(10, 1600, car_w=2300, force_1p=True))
+    assert low.current_a == pytest.approx(6.9, abs=0.1)  # the drop is followed in one cycle
+
+
+def test_a_shallow_short_dip_is_bridged_and_a_deep_one_stops_by_its_import_budget() -> None:
+    strategy = pv(enable_delay_s=0, dip_import_wh=20, disable_delay_s=600)
+    strategy.decide(site(0, 2000, force_1p=True))
+    # 1000 W surplus while the minimum needs 1380 W: 380 W from the grid, 20 Wh lasts 189 s.
+    times = range(5, 400, 5)
+    decisions = [(t, strategy.decide(site(t, 1000, car_w=1380, force_1p=True))) for t in times]
+    stopped = next(t for t, d in decisions if d.paused)
+    assert 180 <= stopped <= 200
+    assert all(d.current_a == 6 for t, d in decisions if t < stopped)
+    deep = pv(enable_delay_s=0, dip_import_wh=20, disable_delay_s=600)
+    deep.decide(site(0, 2000, force_1p=True))
+    # Nothing at all from the sun: 1380 W from the grid spends 20 Wh in 52 s.
+    stops = [t for t in range(5, 100, 5) if deep.decide(site(t, 0, car_w=1380, force_1p=True)).paused]
+    assert stops[0] <= 60
+
+
+def test_up_switch_needs_its_own_delay_and_margin() -> None:
+    strategy = pv(enable_delay_s=0, phase_switch_delay_s=240, phase_margin_w=300)
+    strategy.decide(site(0, 3600, force_1p=True))
+    for t in range(5, 240, 5):
+        assert strategy.decide(site(t, 5000, car_w=3680, force_1p=True)).phases == 1
+    assert strategy.decide(site(245, 5000, car_w=3680, force_1p=True)).phases == 3
+
+
+def test_surplus_between_the_thresholds_keeps_the_phase_mode() -> None:
+    strategy = pv(enable_delay_s=0, phase_switch_delay_s=60, phase_margin_w=300)
+    strategy.decide(site(0, 3600, force_1p=True))
+    # 4300 W is above the 3-phase minimum (4140 W) but inside the margin: no switch, ever.
+    assert all(
+        strategy.decide(site(t, 4300, car_w=3680, force_1p=True)).phases == 1 for t in range(5, 900, 5)
+    )
+
+
+def test_phase_timers_run_even_while_the_car_is_idle() -> None:
+    """evcc#12825: skipping the timers when the car draws nothing made it switch twice in 34 s."""
+    strategy = pv(enable_delay_s=600, phase_down_delay_s=360)
+    strategy.decide(site(0, 5000))
+    for t in range(5, 300, 5):
+        assert strategy.decide(site(t, 3000)).phases == 3
+    assert strategy.decide(site(365, 3000)).phases == 1
+
+
+def test_no_phase_switching_where_the_charger_does_not_allow_it() -> None:
+    strategy = pv(enable_delay_s=0, phase_down_delay_s=0)
+    for t in range(0, 600, 5):
+        decision = strategy.decide(site(t, 2000, info=FIXED))
+        assert decision.phases == 3
+    assert decision.paused  # 2000 W cannot carry 3 × 6 A
+
+
+def test_minpv_never_pauses() -> None:
+    strategy = load("minpv", {})
+    for t, surplus in [(0, 0), (5, -3000), (10, 500)]:
+        assert strategy.decide(site(t, surplus)).current_a == 6
+
+
+def test_evcc_default_waits_a_minute_then_starts_at_minimum() -> None:
+    evcc = load("evcc-default", {})
+    assert isinstance(evcc, EvccDefault)
+    assert EvccDefault.interval_s == 30
+    for t in (0, 30):
+        assert evcc.decide(site(t, 5000)).paused
+    start = evcc.decide(site(60, 5000))
+    assert start.current_a == 6
+
+
+def test_evcc_default_keeps_minimum_for_three_minutes_of_import_then_stops() -> None:
+    evcc = load("evcc-default", {})
+    for t in (0, 30, 60):
+        evcc.decide(site(t, 5000))
+    decisions = [(t, evcc.decide(site(t, -500, car_w=4140, force_1p=False))) for t in range(90, 400, 30)]
+    stopped = [t for t, d in decisions if d.paused]
+    assert stopped
+    assert stopped[0] - 90 >= 180
