@@ -399,21 +399,16 @@ def _run(
                 continue
             if s < interrupt_end < s_next:
                 s_next = interrupt_end
-            full = True
-            amps0 = amps1 = 0.0
-            phases = 3
-            if connected:
-                amps0 = model.car_current_a()
-                phases = model.active_phases()
-                car = model.car
-                full = car.full
-                if amps0 > 0 and not full:
-                    room_wh = (1.0 - car.soc) * car.capacity_kwh * 1000.0
-                    # a millisecond past the model's own full point, so its next step sees it full
-                    full_t = s + room_wh / (amps0 * phases * volts) * 3600.0 + 1e-3
-                    s_next = min(s_next, full_t)
-                model.step(s_next)
-                amps1 = model.car_current_a()
+            car = model.car
+            amps0 = model.car_current_a()
+            phases = model.active_phases()
+            full = car.full
+            if amps0 > 0 and not full:
+                room_wh = (1.0 - car.soc) * car.capacity_kwh * 1000.0
+                # a millisecond past the model's own full point, so its next step sees it full
+                full_t = s + room_wh / (amps0 * phases * volts) * 3600.0 + 1e-3
+                s_next = min(s_next, full_t)
+            model.step(s_next)
             sample_t = start + meter_k * meter_every
             meter_t_in: float | None = None
             if sample_t < s_next - 1e-9:
@@ -424,24 +419,23 @@ def _run(
                 s,
                 s_next,
                 amps0,
-                amps1,
-                model.car.lag_s,
+                model.car_current_a(),
+                car.lag_s,
                 phases,
                 rotation,
                 volts,
                 base[row_i],
-                surplus_row[row_i] if connected else -1.0,
+                surplus_row[row_i],
                 fuse_w,
                 meter_t_in,
                 meter_p,
             )
-            if connected:
-                if oracle_room_wh > 0.0:
-                    o = min(oracle_row[row_i] * (s_next - s) / 3600.0, oracle_room_wh)
-                    seg.oracle_wh += o
-                    oracle_room_wh -= o
-                if not full:
-                    seg.export_wh += seg.last_export_wh
+            if oracle_room_wh > 0.0:
+                o = min(oracle_row[row_i] * (s_next - s) / 3600.0, oracle_room_wh)
+                seg.oracle_wh += o
+                oracle_room_wh -= o
+            if not full:
+                seg.export_wh += seg.last_export_wh
             s = s_next
         row.car_wh = seg.car_wh
         row.car_solar_wh = seg.solar_wh
