@@ -30,7 +30,7 @@ import itertools
 import math
 import statistics
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -78,7 +78,6 @@ class Trace:
     gaps: tuple[Gap, ...] = ()
     house_split: list[tuple[float, float, float]] | None = None
     pv_split: list[tuple[float, float, float]] | None = None
-    _lookup: list[float] = field(default_factory=list, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         n = len(self.times)
