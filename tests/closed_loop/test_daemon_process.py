@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -136,3 +137,37 @@ async def test_dry_run_process_never_writes(tmp_path: Path) -> None:
     assert proc.returncode == 0, err.decode()
     assert "would write limit=16000mA" in err.decode()
     assert charger.writes == 0
+
+
+async def test_check_json_has_the_documented_fields_and_exit_codes(tmp_path: Path) -> None:
+    async with PeblarEmulator(SystemClock(), token=TOKEN) as charger, MeterEmulator("em24-e1") as meter:
+        meter.set_values(phase_power_w=(1200.0, -300.0, 450.0), voltage_v=(231.0, 229.0, 232.0))
+        cfg = (
+            config(tmp_path / "config.toml", meter.port, charger.url).read_text().replace("sdm630", "em24-e1")
+        )
+        (tmp_path / "config.toml").write_text(cfg, encoding="utf-8")
+        args = ("-m", "controller", "check", "-c", str(tmp_path / "config.toml"), "--json")
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, *args, env=env(), stdout=asyncio.subprocess.PIPE
+        )
+        out, _ = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode == 0
+        report = json.loads(out)
+        assert report["meter"]["power_w"] == 1350.0
+        assert [p["power_w"] for p in report["meter"]["phases"]] == [1200.0, -300.0, 450.0]
+        assert report["meter"]["phases"][1]["current_a"] < 0
+        assert report["meter"]["phases"][2]["voltage_v"] == 232.0
+        for key in ("cp_state", "current_limit_ma", "current_limit_actual_ma", "current_limit_source"):
+            assert key in report["charger"]
+        assert report["charger"]["force_1_phase"] is False
+        assert isinstance(report["charger"]["power_w"], float)
+        assert TOKEN not in out.decode()
+        await meter.stop()
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, *args, env=env(), stdout=asyncio.subprocess.PIPE
+        )
+        out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 1
+    failed = json.loads(out)
+    assert failed["ok"] is False
+    assert "cannot connect" in failed["meter"]["error"]
