@@ -23,8 +23,8 @@ Definitions (the README's "Metrics" section copies them):
 - `pauses`: control cycles whose command takes the charger from a limit ≥ 6 A to 0 (pause) while the
   car is plugged in — each one opens the contactor. `max_pauses_10min`: the most pauses that start
   within any 600 s. `switch_pauses`: those of the pauses that are followed within 120 s, before any
-  resume, by a phase change — the safety layer's pause → switch → resume for a 1→3 switch while
-  charging; `pauses` − `switch_pauses` are the stops for lack of sun.
+  resume, by a change from 1 to 3 phases — the safety layer's pause → switch → resume for a 1→3
+  switch while charging. (A stop for lack of sun followed by a drop to 1 phase is not one of them.)
 - `phase_switches`: cycles in which the charger's phase mode (1 or 3) changes while the car is plugged in.
   (Pauses and switches count only between two cycles that both saw the car plugged in.)
 - `commands`: cycles that wrote anything to the charger (`ChargeCurrentLimit` and/or `Force1Phase`),
@@ -52,7 +52,7 @@ from controller.core.units import MIN_SIGNAL_A
 
 PAUSE_WINDOW_S = 600.0
 SWITCH_PAUSE_S = 120.0
-"""A pause followed this soon by a phase change, before any resume, is part of that switch."""
+"""A pause followed this soon by a 1→3 change, before any resume, is part of that switch."""
 
 
 @dataclass(slots=True)
@@ -298,13 +298,14 @@ def block(rows: Iterable[Cycle], *, main_fuse_a: float) -> Metrics:
             if previous.target_a >= MIN_SIGNAL_A and row.target_a <= 0.0:
                 pause_times.append(row.time)
                 open_pause = row.time
-            elif row.target_a > 0.0:
-                open_pause = None
             if previous.phases != row.phases:
                 m.phase_switches += 1
-                if open_pause is not None and row.time - open_pause <= SWITCH_PAUSE_S:
+                up = row.phases > previous.phases
+                if up and open_pause is not None and row.time - open_pause <= SWITCH_PAUSE_S:
                     m.switch_pauses += 1
                     open_pause = None
+            if row.target_a > 0.0:  # resumed (possibly in the same cycle as the switch)
+                open_pause = None
         else:
             open_pause = None
         previous = row

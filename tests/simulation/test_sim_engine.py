@@ -47,6 +47,13 @@ class OnePhaseAfterTenMinutes(Follow):
         return Decision(10.0, 1, "test: 1p")
 
 
+class ThreePhaseAfterTenMinutes(Follow):
+    summary: ClassVar[str] = "test: 1 phase at 10 A, then 3 phases"
+
+    def decide(self, state: SiteState) -> Decision:
+        return Decision(10.0, 1 if state.now - T0 < 600 else 3, "test")
+
+
 class Slow(Follow):
     summary: ClassVar[str] = "test: its own 30 s interval"
     interval_s: ClassVar[float] = 30.0
@@ -54,7 +61,12 @@ class Slow(Follow):
 
 @pytest.fixture(autouse=True)
 def _test_strategies(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, cls in (("follow", "Follow"), ("one-phase", "OnePhaseAfterTenMinutes"), ("slow", "Slow")):
+    for name, cls in (
+        ("follow", "Follow"),
+        ("one-phase", "OnePhaseAfterTenMinutes"),
+        ("three-phase", "ThreePhaseAfterTenMinutes"),
+        ("slow", "Slow"),
+    ):
         monkeypatch.setitem(strategies.BUILTINS, name, f"{__name__}:{cls}")
 
 
@@ -130,6 +142,14 @@ def test_phase_switch_is_counted_and_interrupts_the_car() -> None:
     assert m.car_kwh < full_hour_3p  # the switch costs a few seconds without current
     assert m.car_kwh == pytest.approx(full_hour_3p, rel=0.01)
     assert {row.phases for row in result.timeline} == {1, 3}
+
+
+def test_one_to_three_while_charging_goes_pause_switch_resume() -> None:
+    result = run(constant(0, 0, minutes=20), "three-phase")
+    m = result.metrics.total
+    assert (m.pauses, m.switch_pauses, m.phase_switches) == (1, 1, 1)
+    assert any("1→3 switch: pausing first" in row.reason for row in result.timeline)
+    assert result.timeline[-1].phases == 3
 
 
 def test_strategy_may_bring_its_own_interval() -> None:

@@ -166,14 +166,17 @@ def test_oracle_without_phase_switching_starts_at_three_phase_minimum() -> None:
 
 
 def test_pause_before_a_phase_switch_is_counted_as_a_switch_pause() -> None:
-    # 1→3 while charging: pause (t=5), switch while paused (t=10), resume (t=15); later a plain pause.
+    # 1→3 while charging: pause (t=5), switch and resume in one cycle (t=10); later a plain pause.
     rows = [
         cycle(DAY0, target_a=16, phases=1),
         cycle(DAY0 + 5, target_a=0, phases=1),
-        cycle(DAY0 + 10, target_a=0, phases=3),
+        cycle(DAY0 + 10, target_a=6, phases=3),
         cycle(DAY0 + 15, target_a=6, phases=3),
         cycle(DAY0 + 600, target_a=0, phases=3),
-        cycle(DAY0 + 1200, target_a=0, phases=1),  # a switch long after a pause: not part of it
+        cycle(DAY0 + 605, target_a=0, phases=1),  # a stop for lack of sun, then down to 1 phase
+        cycle(DAY0 + 900, target_a=6, phases=1),
+        cycle(DAY0 + 905, target_a=0, phases=1),
+        cycle(DAY0 + 1200, target_a=0, phases=3),  # up long after the pause: not part of it
     ]
     m = block(rows, main_fuse_a=25)
-    assert (m.pauses, m.switch_pauses, m.phase_switches) == (2, 1, 2)
+    assert (m.pauses, m.switch_pauses, m.phase_switches) == (3, 1, 3)
