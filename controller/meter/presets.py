@@ -5,22 +5,12 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, get_args
 
 from controller.meter.registers import RegisterMap
+from controller.meter.settings import PresetName
 
-NAMES = (
-    "sdm630",
-    "sdm120",
-    "em24-e1",
-    "abb-b23",
-    "shelly-pro-3em",
-    "victron-gx",
-    "sunspec",
-    "fronius",
-    "solaredge",
-    "huawei-sun2000",
-)
+NAMES = tuple(name for name in get_args(PresetName) if name != "custom")
 
 
 @dataclass(frozen=True)
