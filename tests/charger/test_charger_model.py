@@ -1,0 +1,69 @@
+"""The charger and car physics that the emulator, the demo and the simulator share."""
+
+from __future__ import annotations
+
+import pytest
+
+from controller.simulation.charger_model import CarModel, ChargerModel
+
+
+def model(**kwargs: object) -> ChargerModel:
+    car = CarModel(max_current_a=16, lag_s=10, capacity_kwh=60, soc=0.5)
+    return ChargerModel(car, now=0.0, **kwargs)  # type: ignore[arg-type]
+
+
+def test_the_car_follows_the_limit_with_a_first_order_lag() -> None:
+    m = model()
+    m.set_limit(10000, 0.0)
+    m.step(10.0)
+    assert m.car_current_a() == pytest.approx(10 * (1 - 2.718281828**-1), rel=1e-3)
+    m.step(100.0)
+    assert m.car_current_a() == pytest.approx(10, abs=0.01)
+    assert m.power_w() == pytest.approx(10 * 3 * 230, rel=1e-3)
+    assert m.cp_state() == "State C"
+
+
+def test_below_six_amps_the_charger_pauses() -> None:
+    m = model()
+    m.set_limit(5999, 0.0)
+    m.step(60.0)
+    assert m.limit_actual_ma() == 0
+    assert m.car_current_a() == 0
+    assert m.cp_state() == "State B"
+
+
+def test_the_lowest_limit_wins_and_names_itself() -> None:
+    m = model(hw_max_ma=32000, installation_limit_ma=20000)
+    m.set_limit(25000, 0.0)
+    assert (m.limit_actual_ma(), m.limit_source()) == (20000, "Installation limit")
+    m.set_limit(8000, 0.0)
+    assert (m.limit_actual_ma(), m.limit_source()) == (8000, "Local REST API")
+
+
+def test_a_phase_change_while_charging_interrupts_the_current() -> None:
+    m = model(switch_interrupt_s=5.0)
+    m.set_limit(16000, 0.0)
+    m.step(100.0)
+    m.set_force_1_phase(True, 100.0)
+    m.step(104.0)
+    assert m.car_current_a() == 0
+    m.step(200.0)
+    assert m.active_phases() == 1
+    assert m.phase_currents_a() == (pytest.approx(16, abs=0.01), 0.0, 0.0)
+
+
+def test_a_full_battery_draws_nothing() -> None:
+    car = CarModel(capacity_kwh=1.0, soc=0.99, lag_s=1)
+    m = ChargerModel(car, now=0.0)
+    m.set_limit(16000, 0.0)
+    m.step(3600.0)
+    assert car.soc == 1.0
+    m.step(3700.0)
+    assert m.car_current_a() == 0
+
+
+def test_reboot_forgets_the_rest_limit() -> None:
+    m = model(hw_max_ma=16000)
+    m.set_limit(6000, 0.0)
+    m.reboot(10.0)
+    assert m.rest_limit_ma == 16000
