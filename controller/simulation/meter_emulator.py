@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pymodbus.constants import ExcCodes
+from pymodbus.framer import FramerType
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
@@ -50,7 +51,9 @@ def sunspec_chain(meter_models: Sequence[int] = (203, 213)) -> tuple[dict[int, i
 
 
 class MeterEmulator:
-    def __init__(self, preset: str = "sdm630", *, unit_id: int | None = None, meter_index: int = 0) -> None:
+    def __init__(
+        self, preset: str = "sdm630", *, unit_id: int | None = None, meter_index: int = 0, rtu: bool = False
+    ) -> None:
         self.preset = load_preset(preset)
         self.unit_id = self.preset.unit_id if unit_id is None else unit_id
         self.image: dict[int, int] = {}
@@ -71,6 +74,8 @@ class MeterEmulator:
                     self.image[spec.address + offset] = 0
         self.low = min(self.image)
         self.high = max(self.image) + 1
+        self.rtu = rtu
+        """Speak RTU framing over TCP, like a transparent RS485 gateway."""
         self.fault: str | None = None
         """None, "exception" (an exception reply) or "silent" (no answer)."""
         self.silent_s = 2.0
@@ -92,7 +97,8 @@ class MeterEmulator:
             ],
             action=self._action,
         )
-        self._server = ModbusTcpServer(device, address=("127.0.0.1", self.port))
+        framer = FramerType.RTU if self.rtu else FramerType.SOCKET
+        self._server = ModbusTcpServer(device, address=("127.0.0.1", self.port), framer=framer)
         await self._server.serve_forever(background=True)
         self.port = self._server.transport.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
         return self.port

@@ -178,3 +178,13 @@ def test_custom_map_decodes_little_word_order_and_scale() -> None:
 def test_custom_preset_requires_a_register_table() -> None:
     with pytest.raises(ValueError, match=r"meter\.registers"):
         MeterSettings.model_validate({"preset": "custom", "host": "h"})
+
+
+async def test_rtu_over_tcp_through_a_transparent_gateway() -> None:
+    async with MeterEmulator("sdm630", rtu=True) as emu:
+        emu.set_values(phase_power_w=PHASE_W, voltage_v=VOLTS)
+        meter = ModbusMeter(settings("sdm630", emu.port, transport="rtu-over-tcp"))
+        reading = await meter.read(0)
+        await meter.aclose()
+    assert reading.power_w == pytest.approx(sum(PHASE_W), abs=1)
+    assert reading.phases[2].voltage_v == pytest.approx(VOLTS[2], abs=0.01)
