@@ -49,6 +49,8 @@ class ModbusMeter:
         self.requests = 0
         self._client = self._make_client(preset)
         self._lock = asyncio.Lock()
+        self._retry_at = 0.0
+        self._backoff_s = 0.0
 
     def _make_client(self, preset: Preset | None) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
         s = self.settings
@@ -86,11 +88,19 @@ class ModbusMeter:
     async def aclose(self) -> None:
         self._client.close()
 
-    async def _connect(self) -> None:
+    async def _connect(self, now: float) -> None:
+        """Connect, backing off from 1 s to 60 s after failures so a dead meter costs a cycle nothing."""
         if self._client.connected:
             return
+        if now < self._retry_at:
+            raise MeterUnreachable(
+                f"meter {self.where}: cannot connect; next attempt in {self._retry_at - now:.0f} s"
+            )
         if not await self._client.connect():
+            self._backoff_s = min(max(2 * self._backoff_s, 1.0), 60.0)
+            self._retry_at = now + self._backoff_s
             raise MeterUnreachable(f"meter {self.where}: cannot connect")
+        self._backoff_s = 0.0
         if self.connect_delay_s:
             await asyncio.sleep(self.connect_delay_s)
 
@@ -116,7 +126,7 @@ class ModbusMeter:
 
     async def read(self, now: float) -> MeterReading:
         async with self._lock:
-            await self._connect()
+            await self._connect(now)
             if self.regmap is None:
                 await self._discover()
             regmap = self.regmap

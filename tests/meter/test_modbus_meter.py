@@ -156,6 +156,9 @@ async def test_reader_recovers_when_the_server_comes_back() -> None:
     with pytest.raises(MeterUnreachable, match="cannot connect"):
         await meter.read(10)
     await emu.start()
+    # Backing off: the first retry waits a second, without blocking the cycle that asks.
+    with pytest.raises(MeterUnreachable, match="next attempt in 1 s"):
+        await meter.read(10.2)
     assert (await meter.read(15)).power_w == pytest.approx(sum(PHASE_W), abs=1)
     await meter.aclose()
     await emu.stop()
