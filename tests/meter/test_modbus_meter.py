@@ -191,3 +191,22 @@ async def test_rtu_over_tcp_through_a_transparent_gateway() -> None:
         await meter.aclose()
     assert reading.power_w == pytest.approx(sum(PHASE_W), abs=1)
     assert reading.phases[2].voltage_v == pytest.approx(VOLTS[2], abs=0.01)
+
+
+async def test_serial_transport_with_rtu_framing() -> None:
+    """The serial code path (pyserial + RTU framing), with pyserial's socket:// URL standing in for
+    /dev/ttyUSB0, since a test machine has no RS485 adapter."""
+    async with MeterEmulator("sdm630", rtu=True) as emu:
+        emu.set_values(phase_power_w=PHASE_W, voltage_v=VOLTS)
+        meter = ModbusMeter(
+            MeterSettings(
+                preset="sdm630",
+                transport="serial",
+                serial_port=f"socket://127.0.0.1:{emu.port}",
+                timeout_s=0.5,
+            )
+        )
+        reading = await meter.read(0)
+        await meter.aclose()
+    assert reading.power_w == pytest.approx(sum(PHASE_W), abs=1)
+    assert "socket://127.0.0.1" in meter.describe()
