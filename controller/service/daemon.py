@@ -85,6 +85,7 @@ async def run(cfg: Config, devices: Devices, options: RunOptions) -> int:
     charger: Charger = DryRunCharger(devices.charger) if dry_run else devices.charger
     if dry_run:
         log.warning("DRY-RUN: reading meter and charger, computing decisions, writing nothing")
+    log.info("meter: %s", devices.meter.describe())
     try:
         info = await probe(devices.charger, needs_write=not dry_run)
         controller = _controller(cfg, devices.meter, charger, info or _UNPROBED, options, dry_run)
