@@ -2,9 +2,11 @@
 
 Faithful, not clever (evcc `core/loadpoint.go` pvMaxCurrent / pvScalePhases at b29b49e, as summarised in
 the shared research): a 30 s interval; start after 1 min of export above the minimum power; keep the
-minimum current through 3 min of import, then stop; current = measured + grid delta over phases × 230 V
-in whole amps; 1p/3p on the same 1 min / 3 min timers, immediate when not charging; 60 s settle after a
-switch. Its weaknesses (timers skipped while idle, no phase hysteresis of its own) are kept on purpose.
+minimum current through 3 min of import, then stop (the import is projected as after a pending 3→1
+switch, so a surplus that one phase carries leads to 1 phase, not to a stop); current = measured +
+grid delta over phases × 230 V in whole amps; 1p/3p on the same 1 min / 3 min timers, immediate when
+not charging; 60 s settle after a switch. Its weaknesses (timers skipped while idle, no phase
+hysteresis of its own) are kept on purpose.
 """
 
 from __future__ import annotations
@@ -69,7 +71,10 @@ class EvccDefault:
         min_a, max_a = limits.min_current_a, limits.max_current_a
 
         if self.enabled and target < min_a:
-            if site_power >= p.disable_threshold_w:
+            projected = site_power
+            if self.phase_timer is not None:
+                projected -= EVCC_VOLTAGE * min_a * (self.phases - 1)
+            if projected >= p.disable_threshold_w:
                 self.pv_timer = self.pv_timer if self.pv_timer is not None else now
                 if now - self.pv_timer >= p.disable_delay_s:
                     return self._off(f"evcc: disable after {p.disable_delay_s:.0f} s of import")

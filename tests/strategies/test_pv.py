@@ -158,3 +158,15 @@ def test_evcc_default_keeps_minimum_for_three_minutes_of_import_then_stops() -> 
     stopped = [t for t, d in decisions if d.paused]
     assert stopped
     assert stopped[0] - 90 >= 180
+
+
+def test_evcc_default_drops_to_one_phase_instead_of_stopping_when_one_phase_carries_the_surplus() -> None:
+    """evcc projects the site power after a pending 3→1 switch, so its disable timer does not run."""
+    evcc = load("evcc-default", {})
+    for t in (0, 30, 60):
+        evcc.decide(site(t, 5000))
+    decisions = [(t, evcc.decide(site(t, 3000, car_w=4140))) for t in range(90, 400, 30)]
+    assert not any(d.paused for _, d in decisions)
+    switched = [t for t, d in decisions if d.phases == 1]
+    assert switched
+    assert switched[0] - 90 >= 180
