@@ -118,6 +118,7 @@ class ControlConfig(_Table):
     fallback_current_a: float = Field(0.0, ge=0, description="current when blind; 0 pauses")
     exit_state: Literal["pause", "fallback", "keep"] = "pause"
     min_phase_switch_interval_s: float = Field(300.0, ge=30)
+    pause_before_phase_up: bool = True
     reassert_s: float = Field(60.0, ge=5)
     max_increase_a_per_cycle: float | None = Field(None, gt=0)
 
@@ -186,6 +187,7 @@ class Config(_Table):
             stale_after_s=self.control.stale_after_s,
             fallback_current_a=self.control.fallback_current_a,
             min_phase_switch_interval_s=self.control.min_phase_switch_interval_s,
+            pause_before_phase_up=self.control.pause_before_phase_up,
             max_increase_a_per_cycle=self.control.max_increase_a_per_cycle,
             reassert_s=self.control.reassert_s,
         )

@@ -5,7 +5,7 @@ which may hold a pause a strategy wanted to end:
 
 1. blind fail-safe: no valid meter or charger data for `stale_after_s` → `fallback_current_a`;
 2. phase mode: only what the charger can do, never faster than `min_phase_switch_interval_s`, and a
-   1→3 switch while charging goes pause → switch → resume;
+   1→3 switch while charging goes pause → switch → resume (unless `pause_before_phase_up` is off);
 3. clamp to `[min_current_a, max_current_a]`;
 4. main fuse per grid phase, from the meter's phase currents minus the car's own draw;
 5. relay budget: at most `max_pauses` pauses in any `pause_window_s`.
@@ -175,7 +175,7 @@ def _choose_phases(
             notes.append(f"phase switch held: {since:.0f} s since last")
             return current, False, False
     charging = state.charger is not None and state.charger.charging
-    if wanted == 3 and charging and not decision.paused:
+    if wanted == 3 and charging and not decision.paused and limits.pause_before_phase_up:
         # The switch costs a pause and the resume after it must still fit the budget.
         if not memory.switching_up and len(pauses) >= limits.max_pauses - 1:
             notes.append("1→3 switch deferred: relay budget used")

@@ -107,6 +107,9 @@ class SiteLimits:
     max_pauses: int = 3
     pause_window_s: float = 600.0
     min_phase_switch_interval_s: float = 300.0
+    pause_before_phase_up: bool = True
+    """A 1→3 switch while charging goes pause → switch → resume; False leaves the interruption to the
+    charger (as evcc does), for chargers and cars known to take a switch under way."""
     max_increase_a_per_cycle: float | None = None
     reassert_s: float = 60.0
     """Write the limit again this often even when the charger reports it, in case it rebooted."""

@@ -155,3 +155,12 @@ def test_a_charger_that_cannot_switch_is_never_asked_to() -> None:
     fixed = ChargerInfo(phase_count=3, force_1_phase_allowed=False)
     cmd, _, _ = apply(Decision(8, 1, "pv"), site(info=fixed), SafetyMemory())
     assert cmd.force_1_phase is None
+
+
+def test_without_pause_before_phase_up_the_switch_is_left_to_the_charger() -> None:
+    limits = replace(LIMITS, pause_before_phase_up=False)
+    running = site(now=1000, force_1p=True, charging=True, car_a=(10, 0, 0), limit_ma=10000, limits=limits)
+    cmd, memory, _ = apply(Decision(8, 3, "pv"), running, SafetyMemory(last_limit_ma=10000))
+    assert (cmd.limit_ma, cmd.force_1_phase) == (8000, False)
+    assert memory.pause_times == ()
+    assert memory.last_switch_s == 1000
