@@ -10,7 +10,8 @@ Each rule answers a complaint users of evcc and openWB raise (see shared researc
   `dip_import_wh` or the dip lasts `disable_delay_s`: a short shallow dip is bridged, a deep one is not
   (evcc#8076 keeps drawing for the whole 3-minute timer whatever the depth);
 - 1p/3p switching has its own thresholds with hysteresis and its own delays, which run whether or not
-  the car is drawing (evcc#12825 switched twice in 34 s because idle skipped the timers);
+  the car is drawing (evcc#12825 switched twice in 34 s because idle skipped the timers); under broken
+  cloud the sun that 1 phase leaves behind also counts towards 1→3, so shadows cannot hold it off;
 - when the surplus fails, it prefers 1 phase while paused, so the next start needs only 1.4 kW.
 """
 
@@ -31,18 +32,21 @@ class PvParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     enable_delay_s: float = Field(
-        60, ge=0, description="surplus must hold the minimum power this long to start"
+        30, ge=0, description="surplus must hold the minimum power this long to start"
     )
     disable_delay_s: float = Field(480, ge=0, description="longest dip bridged at minimum current")
-    dip_import_wh: float = Field(100, ge=0, description="grid energy a dip may draw before charging stops")
+    dip_import_wh: float = Field(120, ge=0, description="grid energy a dip may draw before charging stops")
     phase_switch_delay_s: float = Field(240, ge=0, description="surplus must carry 3 phases this long (1→3)")
     phase_down_delay_s: float = Field(
         360, ge=0, description="surplus below the 3-phase minimum this long (3→1)"
     )
+    phase_up_wh: float = Field(
+        300, ge=0, description="sun 1 phase may leave behind before 1→3 (sooner than the delay)"
+    )
     phase_margin_w: float = Field(300, ge=0, description="surplus above the 3-phase minimum needed for 1→3")
-    reserve_w: float = Field(50, ge=0, description="export kept as a margin")
-    rise_time_s: float = Field(5, gt=0, description="time constant for following a rising surplus")
-    step_a: float = Field(0.3, gt=0, description="smallest increase worth a write")
+    reserve_w: float = Field(0, ge=0, description="export kept as a margin")
+    rise_time_s: float = Field(1, gt=0, description="time constant for following a rising surplus")
+    step_a: float = Field(0.1, gt=0, description="smallest increase worth a write")
 
 
 class Pv:
@@ -62,6 +66,8 @@ class Pv:
         self.dip_wh = 0.0
         self.up_since: float | None = None
         self.down_since: float | None = None
+        self.up_wh = 0.0
+        self._one_min = 6 * 230.0
         self.target_a = 0.0
 
     def _smooth(self, raw: float, now: float) -> float:
@@ -89,7 +95,8 @@ class Pv:
             self.phases = state.active_phases()
         one_min = limits.min_current_a * volts
         three_min = 3 * one_min
-        self._phase_timers(surplus, now, can_switch, three_min)
+        self._one_min = one_min
+        self._phase_timers(surplus, now, dt, can_switch, limits.max_current_a * volts)
 
         min_power = self.phases * limits.min_current_a * volts
         if not self.running:
@@ -145,21 +152,36 @@ class Pv:
         wanted = max(limits.min_current_a, min(limits.max_current_a, wanted))
         return self._set(wanted, f"pv: surplus {surplus:.0f} W")
 
-    def _phase_timers(self, surplus: float, now: float, can_switch: bool, three_min: float) -> None:
-        """Separate up and down thresholds and delays; they run whether or not the car is drawing."""
+    def _phase_timers(self, surplus: float, now: float, dt: float, can_switch: bool, one_max: float) -> None:
+        """Separate up and down thresholds and delays; they run whether or not the car is drawing.
+
+        1→3 also happens once 1 phase has left `phase_up_wh` of sun behind, net of what 3 phases would
+        have drawn from the grid in the shadows between: under broken cloud, where every shadow restarts
+        the delay, a surplus that is mostly well above the threshold still gets its 3 phases, while a
+        passing spike (one minute at 8 kW leaves 72 Wh) switches nothing.
+        """
         p = self.params
         if not can_switch:
             self.up_since = self.down_since = None
+            self.up_wh = 0.0
             return
+        one_min = self._one_min
+        three_min = 3 * one_min
         if self.phases == 1:
             self.down_since = None
+            if surplus >= three_min:
+                gain = min(surplus, 3 * one_max) - min(surplus, one_max)
+            else:
+                gain = -(three_min - max(surplus, one_min))
+            self.up_wh = max(0.0, self.up_wh + gain * dt / 3600)
             if surplus >= three_min + p.phase_margin_w:
                 self.up_since = self.up_since if self.up_since is not None else now
-                if now - self.up_since >= p.phase_switch_delay_s:
-                    self.phases, self.up_since = 3, None
-                    self.target_a = 0.0
             else:
                 self.up_since = None
+            held = self.up_since is not None and now - self.up_since >= p.phase_switch_delay_s
+            if held or self.up_wh >= p.phase_up_wh:
+                self.phases, self.up_since, self.up_wh = 3, None, 0.0
+                self.target_a = 0.0
         else:
             self.up_since = None
             if surplus < three_min:

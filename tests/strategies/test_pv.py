@@ -109,12 +109,46 @@ def test_up_switch_needs_its_own_delay_and_margin() -> None:
 
 
 def test_surplus_between_the_thresholds_keeps_the_phase_mode() -> None:
-    strategy = pv(enable_delay_s=0, phase_switch_delay_s=60, phase_margin_w=300)
+    strategy = pv(enable_delay_s=0, phase_switch_delay_s=60, phase_margin_w=300, phase_up_wh=300)
     strategy.decide(site(0, 3600, force_1p=True))
-    # 4300 W is above the 3-phase minimum (4140 W) but inside the margin: no switch, ever.
+    # 4300 W is above the 3-phase minimum (4140 W) but inside the margin: the delay never fires, and
+    # 1 phase leaves only 620 W behind, so the 300 Wh that would switch take 29 minutes.
     assert all(
-        strategy.decide(site(t, 4300, car_w=3680, force_1p=True)).phases == 1 for t in range(5, 900, 5)
+        strategy.decide(site(t, 4300, car_w=3680, force_1p=True)).phases == 1 for t in range(5, 1740, 5)
     )
+    assert strategy.decide(site(1745, 4300, car_w=3680, force_1p=True)).phases == 3
+
+
+def broken_cloud(t: float) -> float:
+    """6 kW with a 10 s shadow of 4 kW every minute: the 1→3 delay restarts at every shadow."""
+    return 4000 if t % 60 >= 50 else 6000
+
+
+def test_broken_cloud_above_the_threshold_switches_by_the_sun_left_behind() -> None:
+    # Per minute 1 phase leaves 50 s × 2320 W behind and 3 phases would draw 10 s × 140 W: 31.8 Wh.
+    strategy = pv(enable_delay_s=0, phase_switch_delay_s=240, phase_up_wh=300)
+    strategy.decide(site(0, 3000, force_1p=True))
+    phases = [
+        (t, strategy.decide(site(t, broken_cloud(t), car_w=3680, force_1p=True)).phases)
+        for t in range(5, 900, 5)
+    ]
+    switched = next(t for t, p in phases if p == 3)
+    assert 540 <= switched <= 600
+    only_delay = pv(enable_delay_s=0, phase_switch_delay_s=240, phase_up_wh=1e9)
+    only_delay.decide(site(0, 3000, force_1p=True))
+    assert all(
+        only_delay.decide(site(t, broken_cloud(t), car_w=3680, force_1p=True)).phases == 1
+        for t in range(5, 900, 5)
+    )
+
+
+def test_a_passing_spike_does_not_switch_to_three_phases() -> None:
+    strategy = pv(enable_delay_s=0, phase_switch_delay_s=240, phase_up_wh=300)
+    strategy.decide(site(0, 3000, force_1p=True))
+    # One minute at 8 kW leaves 72 Wh behind, then the sun is back at 3 kW for good.
+    for t in range(5, 900, 5):
+        surplus = 8000 if t < 65 else 3000
+        assert strategy.decide(site(t, surplus, car_w=3000, force_1p=True)).phases == 1
 
 
 def test_phase_timers_run_even_while_the_car_is_idle() -> None:
