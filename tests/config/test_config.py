@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.config import ConfigError, load, parse
+from controller.config import ConfigError, ControlConfig, load, parse
+from strategies.pv import PvParams
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -32,8 +33,19 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_the_repository_example_config_is_valid() -> None:
     cfg = load(REPO / "config.toml")
     assert cfg.strategy.name == "pv"
-    assert cfg.strategy.params["reserve_w"] == 50
+    assert cfg.strategy.params["reserve_w"] == 0
     assert cfg.site_limits().main_fuse_a == 25
+
+
+def test_the_example_config_shows_the_pv_defaults() -> None:
+    """The example is also the default config: a value there that differs from the strategy's own
+    default would silently run a daemon with other settings than the README and bench/RESULTS.md."""
+    cfg = load(REPO / "config.toml")
+    assert cfg.strategy.name == "pv"
+    defaults = PvParams()
+    for key, value in cfg.strategy.params.items():
+        assert value == getattr(defaults, key), key
+    assert cfg.control.model_dump() == ControlConfig(dry_run=cfg.control.dry_run).model_dump()
 
 
 def test_minimal_config_takes_documented_defaults(tmp_path: Path) -> None:
