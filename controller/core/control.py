@@ -6,7 +6,7 @@ only what happens to the returned `Write` (sent, logged, or applied to a model) 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from controller.core import safety
@@ -60,4 +60,4 @@ def step(state: SiteState, strategy: Decider, memory: ControlMemory) -> tuple[Ou
         notes=tuple(notes),
         surplus_w=surplus_w(state),
     )
-    return outcome, replace(memory, safety=safety_memory, last_write_s=last_write)
+    return outcome, ControlMemory(safety_memory, last_write)
