@@ -178,9 +178,10 @@ def _reference_check(result: SimResult) -> list[str]:
     }
     cells = []
     for name, (lo, hi) in REFERENCE.items():
-        value = measured[name]
+        digits = 2 if hi < 1 else 0  # compared at the precision the reference is given in
+        value = round(measured[name], digits)
         inside = "inside" if lo <= value <= hi else "outside"
-        cells.append(f"{name} {value:.3g} ({inside} {lo:g}–{hi:g})")
+        cells.append(f"{name} {measured[name]:.3f} ({inside} {lo:g}–{hi:g})")
     return [
         "Reference check — `"
         + EVCC_OWN

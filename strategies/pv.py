@@ -34,7 +34,7 @@ class PvParams(BaseModel):
     enable_delay_s: float = Field(
         30, ge=0, description="surplus must hold the minimum power this long to start"
     )
-    disable_delay_s: float = Field(480, ge=0, description="longest dip bridged at minimum current")
+    disable_delay_s: float = Field(600, ge=0, description="longest dip bridged at minimum current")
     dip_import_wh: float = Field(120, ge=0, description="grid energy a dip may draw before charging stops")
     phase_switch_delay_s: float = Field(240, ge=0, description="surplus must carry 3 phases this long (1→3)")
     phase_down_delay_s: float = Field(
