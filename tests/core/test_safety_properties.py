@@ -35,6 +35,7 @@ def sites(draw: st.DrawFn) -> SiteState:
         stale_after_s=20,
         fallback_current_a=draw(st.sampled_from([0.0, 6.0])),
         phase_rotation=draw(rotations),
+        pause_before_phase_up=draw(st.booleans()),
     )
     grid_a = draw(st.tuples(amps, amps, amps))
     force_1p = draw(st.booleans())
