@@ -118,8 +118,8 @@ def apply(
             if target > ceiling:
                 target = max(ceiling, limits.min_current_a)
 
-    headroom = fuse_headroom_a(state, phases)
-    if target > 0 and headroom is not None and target > headroom:
+    headroom = fuse_headroom_a(state, phases) if target > 0 else None
+    if headroom is not None and target > headroom:
         if headroom >= max(limits.min_current_a, MIN_SIGNAL_A):
             notes.append(f"fuse: {target:.1f}→{headroom:.1f} A")
             target = headroom
