@@ -67,7 +67,6 @@ class Pv:
         self.up_since: float | None = None
         self.down_since: float | None = None
         self.up_wh = 0.0
-        self._one_min = 6 * 230.0
         self.target_a = 0.0
 
     def _smooth(self, raw: float, now: float) -> float:
@@ -95,8 +94,7 @@ class Pv:
             self.phases = state.active_phases()
         one_min = limits.min_current_a * volts
         three_min = 3 * one_min
-        self._one_min = one_min
-        self._phase_timers(surplus, now, dt, can_switch, limits.max_current_a * volts)
+        self._phase_timers(surplus, now, dt, can_switch, one_min, limits.max_current_a * volts)
 
         min_power = self.phases * limits.min_current_a * volts
         if not self.running:
@@ -152,7 +150,9 @@ class Pv:
         wanted = max(limits.min_current_a, min(limits.max_current_a, wanted))
         return self._set(wanted, f"pv: surplus {surplus:.0f} W")
 
-    def _phase_timers(self, surplus: float, now: float, dt: float, can_switch: bool, one_max: float) -> None:
+    def _phase_timers(
+        self, surplus: float, now: float, dt: float, can_switch: bool, one_min: float, one_max: float
+    ) -> None:
         """Separate up and down thresholds and delays; they run whether or not the car is drawing.
 
         1→3 also happens once 1 phase has left `phase_up_wh` of sun behind, net of what 3 phases would
@@ -165,7 +165,6 @@ class Pv:
             self.up_since = self.down_since = None
             self.up_wh = 0.0
             return
-        one_min = self._one_min
         three_min = 3 * one_min
         if self.phases == 1:
             self.down_since = None
