@@ -182,13 +182,8 @@ def _reference_check(result: SimResult) -> list[str]:
         value = round(measured[name], digits)
         inside = "inside" if lo <= value <= hi else "outside"
         cells.append(f"{name} {measured[name]:.3f} ({inside} {lo:g}–{hi:g})")
-    return [
-        "Reference check — `"
-        + EVCC_OWN
-        + "` against the issue's independent model: "
-        + "; ".join(cells)
-        + "."
-    ]
+    against = f"Reference check — `{EVCC_OWN}` against the issue's independent model"
+    return [f"{against}: {'; '.join(cells)}."]
 
 
 @dataclass(frozen=True)

@@ -47,3 +47,18 @@ def test_bench_writes_results_and_reports_a_missing_strategy(
 def test_bench_without_traces_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _bench().main([str(tmp_path)]) == 2
     assert "no *.csv or *.csv.gz traces" in capsys.readouterr().err
+
+
+def test_bench_holds_pv_against_both_evcc_rows(tmp_path: Path) -> None:
+    folder = tmp_path / "traces"
+    folder.mkdir()
+    rows = "".join(f"{1_464_739_200 + 60 * i},{6000 if 400 < i < 1000 else 0},300\n" for i in range(1440))
+    (folder / "one-day.csv").write_text("timestamp,pv_w,house_w\n" + rows)
+    out = tmp_path / "RESULTS.md"
+    code = _bench().main([str(folder), "--out", str(out), "--strategy", "pv", "--strategy", "evcc-default"])
+    assert code == 0
+    text = out.read_text()
+    assert "| evcc-default, evcc's switching |" in text
+    assert "Reference check — `evcc-default, evcc's switching`" in text
+    assert "| fewer pauses/day than evcc-default (same safety layer) |" in text
+    assert "| fewer stops/day than evcc-default with evcc's switching |" in text
