@@ -73,7 +73,7 @@ class EvccDefault:
         if self.enabled and target < min_a:
             projected = site_power
             if self.phase_timer is not None:
-                projected -= EVCC_VOLTAGE * min_a * (self.phases - 1)
+                projected -= EVCC_VOLTAGE * min_a * (state.active_phases() - 1)
             if projected >= p.disable_threshold_w:
                 self.pv_timer = self.pv_timer if self.pv_timer is not None else now
                 if now - self.pv_timer >= p.disable_delay_s:
