@@ -155,10 +155,11 @@ class Pv:
     ) -> None:
         """Separate up and down thresholds and delays; they run whether or not the car is drawing.
 
-        1→3 also happens once 1 phase has left `phase_up_wh` of sun behind, net of what 3 phases would
-        have drawn from the grid in the shadows between: under broken cloud, where every shadow restarts
-        the delay, a surplus that is mostly well above the threshold still gets its 3 phases, while a
-        passing spike (one minute at 8 kW leaves 72 Wh) switches nothing.
+        Above the up threshold (3-phase minimum + margin), 1→3 also happens once 1 phase has left
+        `phase_up_wh` of sun behind, net of what 3 phases would have drawn from the grid in the shadows
+        between: under broken cloud, where every shadow restarts the delay, a surplus that is mostly well
+        above the threshold still gets its 3 phases, while a passing spike (one minute at 8 kW leaves
+        72 Wh) switches nothing.
         """
         p = self.params
         if not can_switch:
@@ -168,17 +169,17 @@ class Pv:
         three_min = 3 * one_min
         if self.phases == 1:
             self.down_since = None
-            if surplus >= three_min:
-                gain = min(surplus, 3 * one_max) - min(surplus, one_max)
-            else:
-                gain = -(three_min - max(surplus, one_min))
-            self.up_wh = max(0.0, self.up_wh + gain * dt / 3600)
-            if surplus >= three_min + p.phase_margin_w:
+            # 3 phases over 1: the sun 1 phase cannot take, less the grid draw of the 3-phase minimum
+            sun = min(surplus, 3 * one_max) - min(surplus, one_max)
+            grid = max(three_min - max(surplus, one_min), 0.0)
+            self.up_wh = max(0.0, self.up_wh + (sun - grid) * dt / 3600)
+            above = surplus >= three_min + p.phase_margin_w
+            if above:
                 self.up_since = self.up_since if self.up_since is not None else now
             else:
                 self.up_since = None
             held = self.up_since is not None and now - self.up_since >= p.phase_switch_delay_s
-            if held or self.up_wh >= p.phase_up_wh:
+            if held or (above and self.up_wh >= p.phase_up_wh):
                 self.phases, self.up_since, self.up_wh = 3, None, 0.0
                 self.target_a = 0.0
         else:
