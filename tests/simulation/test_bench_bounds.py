@@ -1,4 +1,4 @@
-"""The share ceilings of bench/bounds.py on a hand-made day whose dips can be priced by hand."""
+"""The share programme of bench/bounds.py on a hand-made day whose best schedules are known."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def _pv(minute: int) -> float:
     return 0.0  # the sun is gone ten minutes before the car leaves: one evening stop
 
 
-def test_dips_are_priced_and_the_ceilings_follow(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_best_schedules_and_the_ceiling_on_a_day_priced_by_hand(monkeypatch: pytest.MonkeyPatch) -> None:
     bounds = _bounds(monkeypatch)
     minutes = range(1440)
     trace = Trace(
@@ -39,17 +39,17 @@ def test_dips_are_priced_and_the_ceilings_follow(monkeypatch: pytest.MonkeyPatch
         step_s=60.0,
     )
     site = bounds.analyse(trace)
-    assert site.days == 1
-    assert site.evening_stops == 1
-    assert sorted(round(d.cost_wh, 1) for d in site.dips) == [33.3, 50.0]
+    assert len(site.days) == 1
     assert site.oracle_wh == pytest.approx(578 * 3000 / 60)
-    assert site.lag_wh == 0  # every drop goes to zero: a pause, which the model takes at once
-    # Two stops allowed: the evening one and the 50 Wh dip; the 33.3 Wh dip is bridged.
-    solar = 578 * 3000 / 60 + 2 * 380 / 60
-    assert bounds.clairvoyant_share(site, 2) == pytest.approx(solar / (solar + 1000 / 30))
-    # Budget 40 Wh: the long dip costs 40 Wh and a stop, the short one is bridged whole.
-    stops, share = bounds.budget_rule(site, 40)
-    assert stops == 2
-    long_dip_solar = 8 * 1080 / 60  # 40 Wh of shortfall is 8 of its 10 minutes
-    solar = 578 * 3000 / 60 + 2 * 380 / 60 + long_dip_solar
-    assert share == pytest.approx(solar / (solar + 40 + 1000 / 30))
+    best = bounds.best_schedules(site)
+    # One stop a day (the evening one): both dips bridged, 83.3 Wh from the grid.
+    one_stop = (578 * 3000 + 10 * 1080 + 2 * 380) / 60
+    assert bounds.share_reached(site, best, 1) == pytest.approx(one_stop / (one_stop + 250 / 3))
+    # Two stops: pause through the long dip, bridge the short one (33.3 Wh).
+    two_stops = (578 * 3000 + 2 * 380) / 60
+    assert bounds.share_reached(site, best, 2) == pytest.approx(two_stops / (two_stops + 100 / 3))
+    # Three stops: pause through both dips, nothing from the grid.
+    assert bounds.share_reached(site, best, 3) == pytest.approx(1.0)
+    # The ceiling is never below what a schedule reaches.
+    for stops in (1, 2, 3):
+        assert bounds.share_ceiling(site, best, stops) >= bounds.share_reached(site, best, stops) - 1e-12
