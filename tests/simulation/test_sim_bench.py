@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import sys
 from pathlib import Path
@@ -62,3 +63,18 @@ def test_bench_holds_pv_against_both_evcc_rows(tmp_path: Path) -> None:
     assert "Reference check — `evcc-default, evcc's switching`" in text
     assert "| fewer pauses/day than evcc-default (same safety layer) |" in text
     assert "| fewer stops/day than evcc-default with evcc's switching |" in text
+
+
+def test_frontier_tabulates_every_setting_it_tries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "traces"
+    folder.mkdir()
+    rows = "".join(f"{1_464_739_200 + 60 * i},{3000 if 400 < i < 1000 else 0},300\n" for i in range(1440))
+    (folder / "one-day.csv").write_text("timestamp,pv_w,house_w\n" + rows)
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    frontier = importlib.import_module("frontier")
+    out = tmp_path / "FRONTIER.md"
+    assert frontier.main([str(folder), "--out", str(out)]) == 0
+    lines = out.read_text().splitlines()
+    table = [line for line in lines if line.startswith("| ") and not line.startswith("| pv setting")]
+    assert len(table) == len(frontier.SETTINGS_TRIED)
+    assert table[0].startswith("| defaults |")
