@@ -25,7 +25,6 @@ such a controller. Keeping a margin below the surplus avoids it, at the cost of 
 
 from __future__ import annotations
 
-import argparse
 import bisect
 import itertools
 import sys
@@ -34,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from run import INFO, LIMITS, SETTINGS, _shown
+from run import INFO, LIMITS, SETTINGS, _shown, folder_parser, trace_files
 
 from controller.simulation.engine import oracle_ranges, plug_windows
 from controller.simulation.trace import Trace, TraceError, read_trace
@@ -209,13 +208,9 @@ def render(results: Sequence[tuple[str, Site, Schedules]], argv: Sequence[str]) 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("traces", type=Path, help="folder with *.csv / *.csv.gz traces")
-    parser.add_argument("--out", type=Path, default=HERE / "BOUNDS.md", help="default: bench/BOUNDS.md")
-    args = parser.parse_args(argv)
-    files = sorted([*args.traces.glob("*.csv"), *args.traces.glob("*.csv.gz")])
+    args = folder_parser(__doc__, HERE / "BOUNDS.md").parse_args(argv)
+    files = trace_files(args.traces, "bounds")
     if not files:
-        print(f"bounds: no *.csv or *.csv.gz traces in {args.traces}", file=sys.stderr)
         return 2
     results: list[tuple[str, Site, Schedules]] = []
     for path in files:

@@ -11,13 +11,12 @@ curve is measured rather than asserted. Two simulations run at a time.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from run import INFO, LIMITS, SETTINGS, _per_day, _shown, _stops
+from run import INFO, LIMITS, SETTINGS, _per_day, _shown, _stops, folder_parser, trace_files
 
 from controller.simulation.engine import simulate_trace
 from controller.simulation.trace import TraceError, read_trace
@@ -51,13 +50,9 @@ def _one(job: tuple[Path, Mapping[str, float]]) -> tuple[str, str, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("traces", type=Path, help="folder with *.csv / *.csv.gz traces")
-    parser.add_argument("--out", type=Path, default=HERE / "FRONTIER.md", help="default: bench/FRONTIER.md")
-    args = parser.parse_args(argv)
-    files = sorted([*args.traces.glob("*.csv"), *args.traces.glob("*.csv.gz")])
+    args = folder_parser(__doc__, HERE / "FRONTIER.md").parse_args(argv)
+    files = trace_files(args.traces, "frontier")
     if not files:
-        print(f"frontier: no *.csv or *.csv.gz traces in {args.traces}", file=sys.stderr)
         return 2
     for path in files:
         try:

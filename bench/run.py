@@ -325,18 +325,31 @@ def render(
     return "\n".join(lines).rstrip() + "\n"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def folder_parser(doc: str | None, default_out: Path) -> argparse.ArgumentParser:
+    """The command line the bench scripts share: a folder of traces, and the file to write."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
     parser.add_argument("traces", type=Path, help="folder with *.csv / *.csv.gz traces")
-    parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md", help="default: bench/RESULTS.md")
+    parser.add_argument("--out", type=Path, default=default_out, help=f"default: bench/{default_out.name}")
+    return parser
+
+
+def trace_files(folder: Path, tool: str) -> list[Path]:
+    """The traces in a folder; none (and a line saying so) when it has none."""
+    files = sorted([*folder.glob("*.csv"), *folder.glob("*.csv.gz")])
+    if not files:
+        print(f"{tool}: no *.csv or *.csv.gz traces in {folder}", file=sys.stderr)
+    return files
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = folder_parser(__doc__, HERE / "RESULTS.md")
     parser.add_argument("--strategy", action="append", help="only these strategies (repeatable)")
     parser.add_argument("--days", type=int, help="only the first N days of each trace (quick runs)")
     args = parser.parse_args(argv)
     argv_text = [_shown(args.traces) if a == str(args.traces) else a for a in (argv or sys.argv[1:])]
 
-    files = sorted([*args.traces.glob("*.csv"), *args.traces.glob("*.csv.gz")])
+    files = trace_files(args.traces, "bench")
     if not files:
-        print(f"bench: no *.csv or *.csv.gz traces in {args.traces}", file=sys.stderr)
         return 2
     names = args.strategy or list(strategies.BUILTINS)
     usable: list[str] = []
