@@ -25,13 +25,19 @@ def _bench() -> ModuleType:
     return module
 
 
+def _one_day_folder(tmp_path: Path, *, pv_w: float) -> Path:
+    """A folder with one day of 1-minute trace: `pv_w` of sun from 06:40 to 16:40 UTC, a 300 W house."""
+    folder = tmp_path / "traces"
+    folder.mkdir()
+    rows = "".join(f"{1_464_739_200 + 60 * i},{pv_w if 400 < i < 1000 else 0},300\n" for i in range(1440))
+    (folder / "one-day.csv").write_text("timestamp,pv_w,house_w\n" + rows)
+    return folder
+
+
 def test_bench_writes_results_and_reports_a_missing_strategy(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    folder = tmp_path / "traces"
-    folder.mkdir()
-    rows = "".join(f"{1_464_739_200 + 60 * i},{3000 if 400 < i < 1000 else 0},300\n" for i in range(1440))
-    (folder / "one-day.csv").write_text("timestamp,pv_w,house_w\n" + rows)
+    folder = _one_day_folder(tmp_path, pv_w=3000)
     monkeypatch.setitem(strategies.BUILTINS, "missing", "strategies.not_there:Nope")
     out = tmp_path / "RESULTS.md"
     bench = _bench()
@@ -51,10 +57,7 @@ def test_bench_without_traces_says_so(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_bench_holds_pv_against_both_evcc_rows(tmp_path: Path) -> None:
-    folder = tmp_path / "traces"
-    folder.mkdir()
-    rows = "".join(f"{1_464_739_200 + 60 * i},{6000 if 400 < i < 1000 else 0},300\n" for i in range(1440))
-    (folder / "one-day.csv").write_text("timestamp,pv_w,house_w\n" + rows)
+    folder = _one_day_folder(tmp_path, pv_w=6000)
     out = tmp_path / "RESULTS.md"
     code = _bench().main([str(folder), "--out", str(out), "--strategy", "pv", "--strategy", "evcc-default"])
     assert code == 0
@@ -66,10 +69,7 @@ def test_bench_holds_pv_against_both_evcc_rows(tmp_path: Path) -> None:
 
 
 def test_frontier_tabulates_every_setting_it_tries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    folder = tmp_path / "traces"
-    folder.mkdir()
-    rows = "".join(f"{1_464_739_200 + 60 * i},{3000 if 400 < i < 1000 else 0},300\n" for i in range(1440))
-    (folder / "one-day.csv").write_text("timestamp,pv_w,house_w\n" + rows)
+    folder = _one_day_folder(tmp_path, pv_w=3000)
     monkeypatch.syspath_prepend(str(ROOT / "bench"))
     frontier = importlib.import_module("frontier")
     out = tmp_path / "FRONTIER.md"
