@@ -15,7 +15,7 @@ Cuts (fuse, blind) take effect in the same cycle and are never held back by the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from controller.core.commands import Command
 from controller.core.decision import Decision
@@ -99,13 +99,21 @@ def apply(
     if blind is not None:
         target = min(limits.fallback_current_a, limits.max_current_a)
         notes.append(f"BLIND ({blind}): fallback {target:g} A")
-        return _finish(target, current_phases, state, memory, pauses, was_running, notes)
+        return _finish(
+            target,
+            current_phases,
+            state,
+            pauses,
+            was_running,
+            notes,
+            memory.last_switch_s,
+            memory.switching_up,
+        )
 
     phases, switching_up, switched = _choose_phases(decision, state, memory, pauses, notes)
     if switching_up:
         notes.append("1→3 switch: pausing first")
-        mem = replace(memory, switching_up=True)
-        return _finish(0.0, current_phases, state, mem, pauses, was_running, notes)
+        return _finish(0.0, current_phases, state, pauses, was_running, notes, memory.last_switch_s, True)
 
     target = decision.current_a
     if target > 0:
@@ -131,13 +139,8 @@ def apply(
         notes.append(f"relay budget: {len(pauses)} pauses in {limits.pause_window_s:g} s, stay paused")
         target = 0.0
 
-    mem = SafetyMemory(
-        memory.pause_times,
-        now if switched else memory.last_switch_s,
-        memory.last_limit_ma,
-        switching_up=False,
-    )
-    return _finish(target, phases, state, mem, pauses, was_running, notes)
+    last_switch_s = now if switched else memory.last_switch_s
+    return _finish(target, phases, state, pauses, was_running, notes, last_switch_s, False)
 
 
 def _blind_reason(state: SiteState) -> str | None:
@@ -195,14 +198,15 @@ def _finish(
     target_a: float,
     phases: int,
     state: SiteState,
-    memory: SafetyMemory,
     pauses: tuple[float, ...],
     was_running: bool,
     notes: list[str],
+    last_switch_s: float | None,
+    switching_up: bool,
 ) -> tuple[Command, SafetyMemory, list[str]]:
     limit_ma = ma(target_a) if target_a >= MIN_SIGNAL_A else 0
     if limit_ma == 0 and was_running:
         pauses = (*pauses, state.now)
     force_1p = (phases == 1) if state.info.can_switch_phases() else None
-    mem = SafetyMemory(pauses, memory.last_switch_s, limit_ma, memory.switching_up)
+    mem = SafetyMemory(pauses, last_switch_s, limit_ma, switching_up)
     return Command(limit_ma=limit_ma, force_1_phase=force_1p), mem, notes
