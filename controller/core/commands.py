@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from controller.core.records import fast_init
 from controller.core.state import ChargerReading
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Command:
     """What the charger should have after this cycle.
@@ -19,6 +21,7 @@ class Command:
     force_1_phase: bool | None = None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Write:
     """The fields of one PATCH /evinterface; a None field is not sent."""
@@ -36,6 +39,10 @@ class Write:
         if self.force_1_phase is not None:
             parts.append(f"force1p={'on' if self.force_1_phase else 'off'}")
         return " ".join(parts)
+
+
+NOTHING = Write()
+"""The write of a cycle that changes nothing (most of them): one shared, frozen instance."""
 
 
 def diff(
@@ -58,4 +65,6 @@ def diff(
     force = command.force_1_phase
     if force is not None and force == reading.force_1_phase:
         force = None
+    if limit is None and force is None:
+        return NOTHING
     return Write(limit_ma=limit, force_1_phase=force)

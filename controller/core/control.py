@@ -13,6 +13,7 @@ from controller.core import safety
 from controller.core.balance import surplus_w
 from controller.core.commands import Command, Write, diff
 from controller.core.decision import Decision
+from controller.core.records import fast_init
 from controller.core.state import SiteState
 
 
@@ -22,12 +23,14 @@ class Decider(Protocol):
     def decide(self, state: SiteState) -> Decision: ...
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ControlMemory:
     safety: safety.SafetyMemory = field(default_factory=safety.SafetyMemory)
     last_write_s: float | None = None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """Everything one cycle decided, with the values that explain it."""
@@ -39,6 +42,8 @@ class Outcome:
     surplus_w: float | None
 
     def reason(self) -> str:
+        if not self.notes:
+            return self.decision.reason
         return "; ".join((self.decision.reason, *self.notes))
 
 
@@ -60,4 +65,6 @@ def step(state: SiteState, strategy: Decider, memory: ControlMemory) -> tuple[Ou
         notes=tuple(notes),
         surplus_w=surplus_w(state),
     )
+    if safety_memory is memory.safety and last_write == memory.last_write_s:
+        return outcome, memory
     return outcome, ControlMemory(safety_memory, last_write)

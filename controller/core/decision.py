@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from controller.core.records import fast_init
 
+
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Decision:
     """A target current per phase (0 = pause), a phase mode, and the reason in words for the log."""
@@ -15,7 +18,7 @@ class Decision:
 
     @classmethod
     def pause(cls, reason: str, phases: int) -> Decision:
-        return cls(current_a=0.0, phases=phases, reason=reason)
+        return cls(0.0, phases, reason)
 
     @property
     def paused(self) -> bool:

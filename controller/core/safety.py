@@ -19,10 +19,12 @@ from dataclasses import dataclass
 
 from controller.core.commands import Command
 from controller.core.decision import Decision
+from controller.core.records import fast_init
 from controller.core.state import SiteLimits, SiteState
 from controller.core.units import MIN_SIGNAL_A, ma
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SafetyMemory:
     """What the safety layer must remember between cycles; returned anew each cycle.
@@ -32,6 +34,7 @@ class SafetyMemory:
     """
 
     pause_times: tuple[float, ...] = ()
+    """Oldest first."""
     last_switch_s: float | None = None
     last_limit_ma: int | None = None
     switching_up: bool = False
@@ -81,7 +84,10 @@ def _car_current_by_grid_phase(state: SiteState) -> list[float]:
 
 
 def _pauses_in_window(memory: SafetyMemory, now: float, limits: SiteLimits) -> tuple[float, ...]:
-    return tuple(t for t in memory.pause_times if now - t < limits.pause_window_s)
+    times = memory.pause_times
+    if not times or now - times[0] < limits.pause_window_s:  # oldest first: nothing has aged out
+        return times
+    return tuple(t for t in times if now - t < limits.pause_window_s)
 
 
 def apply(
@@ -106,6 +112,7 @@ def apply(
             pauses,
             was_running,
             notes,
+            memory,
             memory.last_switch_s,
             memory.switching_up,
         )
@@ -113,7 +120,9 @@ def apply(
     phases, switching_up, switched = _choose_phases(decision, state, memory, pauses, notes)
     if switching_up:
         notes.append("1→3 switch: pausing first")
-        return _finish(0.0, current_phases, state, pauses, was_running, notes, memory.last_switch_s, True)
+        return _finish(
+            0.0, current_phases, state, pauses, was_running, notes, memory, memory.last_switch_s, True
+        )
 
     target = decision.current_a
     if target > 0:
@@ -140,7 +149,7 @@ def apply(
         target = 0.0
 
     last_switch_s = now if switched else memory.last_switch_s
-    return _finish(target, phases, state, pauses, was_running, notes, last_switch_s, False)
+    return _finish(target, phases, state, pauses, was_running, notes, memory, last_switch_s, False)
 
 
 def _blind_reason(state: SiteState) -> str | None:
@@ -201,12 +210,22 @@ def _finish(
     pauses: tuple[float, ...],
     was_running: bool,
     notes: list[str],
+    memory: SafetyMemory,
     last_switch_s: float | None,
     switching_up: bool,
 ) -> tuple[Command, SafetyMemory, list[str]]:
+    """The command, and the memory for the next cycle: the same object when nothing in it changed."""
     limit_ma = ma(target_a) if target_a >= MIN_SIGNAL_A else 0
     if limit_ma == 0 and was_running:
         pauses = (*pauses, state.now)
     force_1p = (phases == 1) if state.info.can_switch_phases() else None
-    mem = SafetyMemory(pauses, last_switch_s, limit_ma, switching_up)
+    if (
+        pauses is memory.pause_times
+        and limit_ma == memory.last_limit_ma
+        and last_switch_s == memory.last_switch_s
+        and switching_up == memory.switching_up
+    ):
+        mem = memory
+    else:
+        mem = SafetyMemory(pauses, last_switch_s, limit_ma, switching_up)
     return Command(limit_ma=limit_ma, force_1_phase=force_1p), mem, notes

@@ -9,7 +9,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from controller.core.records import fast_init
 
+
+@fast_init
 @dataclass(frozen=True, slots=True)
 class PhaseReading:
     """One grid phase at the meter. Current is signed like the power (import positive)."""
@@ -19,6 +22,7 @@ class PhaseReading:
     voltage_v: float | None = None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class MeterReading:
     """One valid reading of the grid meter, normalised to import positive / export negative."""
@@ -42,6 +46,7 @@ class MeterReading:
         return None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ChargerReading:
     """What the charger reported in one read (`/evinterface` + `/meter`).
@@ -74,6 +79,7 @@ class ChargerInfo:
         return self.phase_count == 3 and self.force_1_phase_allowed
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class DeviceHealth:
     """Whether a device is answering, kept as data so the safety layer can act on it."""
@@ -119,6 +125,7 @@ class SiteLimits:
         return self.phase_rotation[:1] if phases == 1 else self.phase_rotation
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SiteState:
     """Everything a strategy and the safety layer may look at; `now` is the only clock.

@@ -1,0 +1,60 @@
+"""Frozen dataclasses that are cheap to build.
+
+A frozen dataclass's generated `__init__` stores each field with `object.__setattr__(self, name, …)`,
+a generic attribute lookup per field: on the benchmark machine a `SiteState` took 3.0 µs to build and a
+`ChargerReading` 3.6 µs. The simulator builds about a dozen such readings, decisions and memories per
+control cycle, 17 280 cycles a simulated day, which made construction alone about half of its time.
+
+`fast_init` replaces that `__init__` with one that stores each field through its slot's own descriptor
+(about 3× faster). Everything else stays what `dataclass` made: the fields, their order, defaults and
+keyword names, `repr`, equality, hashing, and the instance is exactly as frozen as before.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_NO_ARGUMENT: Any = object()
+"""Stands for an argument left out whose field has a `default_factory`."""
+
+
+def fast_init(cls: type[T]) -> type[T]:
+    """Give a `@dataclass(frozen=True, slots=True)` class a faster `__init__` with the same signature."""
+    if (
+        not dataclasses.is_dataclass(cls)
+        or not getattr(cls, "__dataclass_params__").frozen  # noqa: B009 - not in the type stubs
+        or "__slots__" not in cls.__dict__
+    ):
+        raise TypeError(f"fast_init: {cls.__qualname__} must be a @dataclass(frozen=True, slots=True)")
+    if hasattr(cls, "__post_init__"):
+        raise TypeError(f"fast_init: {cls.__qualname__} has a __post_init__, which this __init__ would skip")
+    namespace: dict[str, Any] = {"_NO_ARGUMENT": _NO_ARGUMENT}
+    arguments: list[str] = []
+    body: list[str] = []
+    for field in dataclasses.fields(cls):
+        name = field.name
+        if not field.init or field.kw_only:
+            raise TypeError(f"fast_init: {cls.__qualname__}.{name} must be a plain positional field")
+        namespace[f"_set_{name}"] = cls.__dict__[name].__set__
+        value = name
+        if field.default is not dataclasses.MISSING:
+            namespace[f"_default_{name}"] = field.default
+            arguments.append(f"{name}=_default_{name}")
+        elif field.default_factory is not dataclasses.MISSING:
+            namespace[f"_factory_{name}"] = field.default_factory
+            arguments.append(f"{name}=_NO_ARGUMENT")
+            value = f"_factory_{name}() if {name} is _NO_ARGUMENT else {name}"
+        else:
+            arguments.append(name)
+        body.append(f"    _set_{name}(self, {value})")
+    source = f"def __init__(self, {', '.join(arguments)}):\n" + ("\n".join(body) or "    pass") + "\n"
+    exec(source, namespace)  # noqa: S102 - the source is built above from the class's own field names
+    init = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__module__ = cls.__module__
+    init.__doc__ = cls.__init__.__doc__
+    setattr(cls, "__init__", init)  # noqa: B010 - mypy forbids assigning to a method
+    return cls
