@@ -1,32 +1,38 @@
-"""How high can the solar share go at a given capture and number of stops a day? → bench/BOUNDS.md
+"""How high can the solar share go at a given capture, number of stops and of phase switches a day?
+→ bench/BOUNDS.md
 
     python bench/bounds.py ../shared/data/traces
 
 Every time the surplus falls below the 1-phase minimum (6 A × 230 V = 1380 W) while the car charges, a
 controller must either keep the minimum current, drawing the shortfall from the grid, or pause, which is
-a stop. Pausing more often, or starting later, saves grid energy but leaves sun unused, so the solar
-share a controller can reach depends on both the capture it keeps and the stops it accepts.
+a stop. On 3 phases the same holds below the 3-phase minimum (4140 W), unless it switches to 1 phase.
+Pausing or switching more often, or starting later, saves grid energy but costs stops, switches or sun,
+so the solar share a controller can reach depends on the capture it keeps and on the stops and switches
+it accepts.
 
 This script answers that from the traces alone, with the benchmark's site (bench/run.py), in the car's
-plugged-in window, for a controller that knows the whole day in advance, starts and stops without delay
-and switches phases freely. Each minute it is paused or charging; charging, it takes the oracle's power
-(or, between the 1-phase maximum and the 3-phase minimum, the 3-phase minimum), or bridges at the
-1-phase minimum. For prices a ≥ 0 of solar energy and b ≥ 0 of a stop, a dynamic programme over each
-day finds the schedule with the least grid − a·solar + b·stops. Two numbers follow: the best share among
-those schedules with capture ≥ 0.95 and few enough stops (*reached*: a controller that knew the day could
-do it), and, by weak duality, the share no controller can pass (*ceiling*: any controller with solar ≥ C
-and stops ≤ S draws at least that least value + a·C − b·S from the grid).
+plugged-in window, for a controller that knows the whole day in advance and starts, stops and switches
+without delay. Each minute it is paused or charging, on 1 or 3 phases; charging, it follows the surplus
+within what that phase mode delivers, so below the mode's minimum it bridges from the grid. A stop is a
+pause after charging, a switch any change of the phase mode; a 1→3 switch under way costs no stop here,
+the cheapest any charger allows. For prices a ≥ 0 of solar energy, b ≥ 0 of a stop and c ≥ 0 of a
+switch, a dynamic programme over each day finds the schedule with the least grid − a·solar + b·stops +
+c·switches. Two numbers follow: the best share among those schedules with capture ≥ 0.95 and few
+enough stops and switches (*reached*: a controller that knew the day could do it), and, by weak duality,
+the share no controller can pass (*ceiling*: any controller with solar ≥ C, stops ≤ S and switches ≤ W
+draws at least that least value + a·C − b·S − c·W from the grid).
 
 The lag import is not in the programme. A controller that learns of a drop of the surplus only when it
 happens and follows the surplus imports ΔP × τ on each drop while the car's current settles (τ, the
-car's lag); the last two columns add that amount, measured on the oracle's path, as an estimate for
-such a controller. Keeping a margin below the surplus avoids it, at the cost of capture.
+car's lag); the second table adds that amount, measured on the oracle's path, as an estimate for such
+a controller. Keeping a margin below the surplus avoids it, at the cost of capture.
 """
 
 from __future__ import annotations
 
 import bisect
 import itertools
+import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,10 +46,14 @@ from controller.simulation.trace import Trace, TraceError, read_trace
 
 HERE = Path(__file__).resolve().parent
 RANGES = oracle_ranges(LIMITS, SETTINGS, INFO)
-STOPS_PER_DAY = (1, 2, 3, 4, 6, 8)
+STOPS_PER_DAY = (1, 2, 4, 8, 12)
+SWITCHES_PER_DAY = (math.inf, 8, 6, 4)
 CAPTURE = 0.95
-SOLAR_PRICES = np.concatenate([np.linspace(0.0, 2.0, 41), np.linspace(2.5, 20.0, 36)])
-STOP_PRICES_WH = np.concatenate([[0.0], np.geomspace(1.0, 20_000.0, 60)])
+SOLAR_PRICES = np.concatenate([np.linspace(0.0, 2.0, 41), np.linspace(2.5, 20.0, 8)])
+STOP_PRICES_WH = np.concatenate([[0.0], np.geomspace(1.0, 20_000.0, 24)])
+SWITCH_PRICES_WH = np.concatenate([[0.0], np.geomspace(1.0, 20_000.0, 20)])
+"""Coarse enough that a month takes about a minute on one core: each price adds schedules to choose
+from (*reached*) and terms to the dual (*ceiling*), so a finer grid only narrows the gap between them."""
 
 
 @dataclass
@@ -73,94 +83,145 @@ def analyse(trace: Trace) -> Site:
     return Site(days, hours, oracle_wh, lag_wh)
 
 
-def _charging_options(surplus: float) -> list[tuple[float, float]]:
-    """(solar W, grid W) of each way to charge in a sample with this surplus."""
+def _charging_w(surplus: float, phases: int) -> tuple[float, float]:
+    """(solar W, grid W) of charging on `phases` phases in a sample with this surplus: it follows the
+    surplus inside what the charger can deliver, so below the minimum it bridges from the grid."""
     volts = LIMITS.voltage_v
-    one_min = LIMITS.min_current_a * volts
-    one_max = LIMITS.max_current_a * volts
-    three_min = 3 * one_min
-    if surplus < one_min:
-        return [(surplus, one_min - surplus)]
-    options = [(RANGES.oracle_power_w(surplus), 0.0)]
-    if one_max < surplus < three_min:
-        options.append((surplus, three_min - surplus))
-    return options
+    low = phases * LIMITS.min_current_a * volts
+    high = phases * LIMITS.max_current_a * volts
+    power = min(max(surplus, low), high)
+    solar = min(power, surplus)
+    return solar, power - solar
 
 
 @dataclass
 class Schedules:
-    """For every price pair: the least Lagrangian, and the month of the schedule that reaches it."""
+    """For every price triple: the least Lagrangian, and the month of the schedule that reaches it."""
 
     lagrangian: np.ndarray
     solar_wh: np.ndarray
     grid_wh: np.ndarray
     stops: np.ndarray
+    switches: np.ndarray
     most_solar_wh: float
+    solar_prices: np.ndarray
+    stop_prices_wh: np.ndarray
+    switch_prices_wh: np.ndarray
+    """The price axes of the arrays above; each starts at 0."""
 
 
-def best_schedules(site: Site) -> Schedules:
-    """min over controllers of grid − a·solar + b·stops (Wh) per price pair, day by day.
+_Path = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+"""The best schedule so far ending in one state: value, solar Wh, grid Wh, stops, switches."""
 
-    Each minute the controller is paused or charging; a pause after charging is a stop. Along with the
-    least value the programme carries the solar, grid and stops of the schedule that reaches it: that
-    schedule is one a controller knowing the day in advance could follow, so its share is achievable.
+
+def _better(first: _Path, second: _Path, price: np.ndarray | float, stop: int, switch: int) -> _Path:
+    """The better of `first` and `second` after a move that adds `price` and a stop and/or a switch."""
+    second_value = second[0] + price
+    keep = first[0] <= second_value
+    return (
+        np.where(keep, first[0], second_value),
+        np.where(keep, first[1], second[1]),
+        np.where(keep, first[2], second[2]),
+        np.where(keep, first[3], second[3] + stop) if stop else np.where(keep, first[3], second[3]),
+        np.where(keep, first[4], second[4] + switch) if switch else np.where(keep, first[4], second[4]),
+    )
+
+
+def best_schedules(
+    site: Site,
+    solar_prices: np.ndarray = SOLAR_PRICES,
+    stop_prices_wh: np.ndarray = STOP_PRICES_WH,
+    switch_prices_wh: np.ndarray = SWITCH_PRICES_WH,
+) -> Schedules:
+    """min over controllers of grid − a·solar + b·stops + c·switches (Wh) per price triple, each day.
+
+    Each sample the controller is paused or charging, on 1 or 3 phases. A pause after charging is a stop
+    and each change of the phase mode a switch, whether charging or not; a 1→3 switch under way costs no
+    stop here (the cheapest a charger allows). Along with the least value the programme carries the
+    solar, grid, stops and switches of the schedule that reaches it: that schedule is one a controller
+    knowing the day in advance could follow, so its share is achievable. All days run at once (axis 0),
+    shorter ones padded at the start with samples without sun, where staying paused costs nothing.
     """
-    a = SOLAR_PRICES[:, None]
-    b = STOP_PRICES_WH[None, :]
-    shape = (len(SOLAR_PRICES), len(STOP_PRICES_WH))
-    total = [np.zeros(shape) for _ in range(4)]
-    most_solar = 0.0
-    for surplus in site.days:
-        # value, solar, grid, stops of the best schedule so far that ends charging / paused
-        on = [np.full(shape, np.inf), np.zeros(shape), np.zeros(shape), np.zeros(shape)]
-        off = [np.zeros(shape), np.zeros(shape), np.zeros(shape), np.zeros(shape)]
-        for s in surplus:
-            options = _charging_options(s)
-            most_solar += max(sun for sun, _ in options) * site.hours
-            costs = [(grid - a * sun) * site.hours for sun, grid in options]
-            pick = np.argmin(np.broadcast_arrays(*costs), axis=0) if len(costs) > 1 else np.zeros(shape, int)
-            sun = np.choose(pick, [np.full(shape, o[0] * site.hours) for o in options])
-            grid = np.choose(pick, [np.full(shape, o[1] * site.hours) for o in options])
-            cost = np.choose(pick, np.broadcast_arrays(*costs))
-            from_on = on[0] <= off[0]
-            new_on = [np.where(from_on, x, y) for x, y in zip(on, off, strict=True)]
-            new_on[0] = new_on[0] + cost
-            new_on[1] = new_on[1] + sun
-            new_on[2] = new_on[2] + grid
-            stay_off = off[0] <= on[0] + b
-            new_off = [
-                np.where(stay_off, off[0], on[0] + b),
-                np.where(stay_off, off[1], on[1]),
-                np.where(stay_off, off[2], on[2]),
-                np.where(stay_off, off[3], on[3] + 1),
-            ]
-            on, off = new_on, new_off
-        end_on = on[0] <= off[0]
-        for k in range(4):
-            total[k] += np.where(end_on, on[k], off[k])
-    return Schedules(*total, most_solar_wh=most_solar)
+    if min(solar_prices[0], stop_prices_wh[0], switch_prices_wh[0]) != 0.0:
+        raise ValueError("each price axis starts at 0, where its count is not limited")
+    a = solar_prices[None, :, None, None]
+    b = stop_prices_wh[None, None, :, None]
+    c = switch_prices_wh[None, None, None, :]
+    length = max(len(day) for day in site.days)
+    surplus = np.array([[0.0] * (length - len(day)) + day for day in site.days])
+    shape = (len(site.days), len(solar_prices), len(stop_prices_wh), len(switch_prices_wh))
+    zero = np.zeros(shape)
+    off1: _Path = (zero, zero, zero, zero, zero)
+    off3, on1 = off1, off1
+    # no schedule ends charging before the first sample
+    on3 = on1 = (np.full(shape, np.inf), zero, zero, zero, zero)
+    gains = {phases: [_charging_w(float(x), phases) for x in surplus.flat] for phases in (1, 3)}
+    most_solar = sum(max(x, y) for (x, _), (y, _) in zip(gains[1], gains[3], strict=True)) * site.hours
+    sun = {p: np.array([g[0] for g in gains[p]]).reshape(surplus.shape) * site.hours for p in (1, 3)}
+    grid = {p: np.array([g[1] for g in gains[p]]).reshape(surplus.shape) * site.hours for p in (1, 3)}
+    for k in range(length):
+        stay1, stay3 = _better(off1, on1, b, 1, 0), _better(off3, on3, b, 1, 0)
+        ready1, ready3 = _better(off1, on1, 0.0, 0, 0), _better(off3, on3, 0.0, 0, 0)
+        off1, off3 = _better(stay1, stay3, c, 0, 1), _better(stay3, stay1, c, 0, 1)
+        charged = []
+        for phases, path in ((1, _better(ready1, ready3, c, 0, 1)), (3, _better(ready3, ready1, c, 0, 1))):
+            sun_wh = sun[phases][:, k, None, None, None]
+            grid_wh = grid[phases][:, k, None, None, None]
+            charged.append(
+                (path[0] + grid_wh - a * sun_wh, path[1] + sun_wh, path[2] + grid_wh, path[3], path[4])
+            )
+        on1, on3 = charged
+    ends = [off1, off3, on1, on3]
+    final = ends[0]
+    for other in ends[1:]:
+        final = _better(final, other, 0.0, 0, 0)
+    totals = [x.sum(axis=0) for x in final]
+    return Schedules(*totals, most_solar, solar_prices, stop_prices_wh, switch_prices_wh)
 
 
-def share_ceiling(site: Site, best: Schedules, stops: float, *, extra_grid_wh: float = 0.0) -> float:
-    """The highest solar share of any controller with capture ≥ CAPTURE and at most `stops` a day."""
-    ceiling = 0.0
+def share_ceiling(
+    site: Site, best: Schedules, stops: float, switches: float = math.inf, *, extra_grid_wh: float = 0.0
+) -> float:
+    """The highest solar share of any controller with capture ≥ CAPTURE, at most `stops` and at most
+    `switches` a day (weak duality: for every price triple, grid ≥ least value + a·solar − b·stops −
+    c·switches; an unlimited count takes only the triples whose price for it is 0)."""
     need = CAPTURE * site.oracle_wh
     if need > best.most_solar_wh:
         return float("nan")
-    stop_budget = STOP_PRICES_WH[None, :] * stops * len(site.days)
-    for solar in np.linspace(need, best.most_solar_wh, 40):
-        grid = max(float((best.lagrangian + SOLAR_PRICES[:, None] * solar - stop_budget).max()), 0.0)
-        ceiling = max(ceiling, solar / (solar + grid + extra_grid_wh))
+    days = len(site.days)
+    value = best.lagrangian - best.stop_prices_wh[None, :, None] * stops * days
+    if math.isinf(switches):
+        value = value[:, :, :1]
+    else:
+        value = value - best.switch_prices_wh[None, None, :] * switches * days
+    levels = np.linspace(need, best.most_solar_wh, 41)
+    ceiling = 0.0
+    for low, high in itertools.pairwise(levels):
+        # any solar in [low, high] draws at least the bound at low (it grows with the solar)
+        grid = max(float((value + best.solar_prices[:, None, None] * low).max()), 0.0)
+        ceiling = max(ceiling, high / (high + grid + extra_grid_wh))
     return ceiling
 
 
-def share_reached(site: Site, best: Schedules, stops: float, *, extra_grid_wh: float = 0.0) -> float:
-    """The best share among the programme's own schedules with capture ≥ CAPTURE and ≤ `stops` a day."""
-    ok = (best.solar_wh >= CAPTURE * site.oracle_wh) & (best.stops <= stops * len(site.days))
+def share_reached(
+    site: Site, best: Schedules, stops: float, switches: float = math.inf, *, extra_grid_wh: float = 0.0
+) -> float:
+    """The best share among the programme's own schedules with capture ≥ CAPTURE, at most `stops` and at
+    most `switches` a day."""
+    days = len(site.days)
+    ok = (
+        (best.solar_wh >= CAPTURE * site.oracle_wh)
+        & (best.stops <= stops * days + 1e-9)
+        & (best.switches <= switches * days + 1e-9)
+    )
     if not ok.any():
         return float("nan")
     solar = best.solar_wh[ok]
     return float((solar / (solar + best.grid_wh[ok] + extra_grid_wh)).max())
+
+
+def _switch_heading(switches: float) -> str:
+    return "switches unlimited" if math.isinf(switches) else f"≤ {switches:g} switches/day"
 
 
 def render(results: Sequence[tuple[str, Site, Schedules]], argv: Sequence[str]) -> str:
@@ -182,25 +243,25 @@ def render(results: Sequence[tuple[str, Site, Schedules]], argv: Sequence[str]) 
         )
         lines.append("")
         lines.append(
-            f"At capture ≥ {CAPTURE:.2f}: the best share of a schedule the programme found (achievable by a "
-            "controller that knows the day), the ceiling no controller can pass, and both again with a "
-            "follower's lag import added."
+            f"At capture ≥ {CAPTURE:.2f}, each cell: the best share of a schedule the programme found "
+            "(achievable by a controller that knows the day) / the ceiling no controller can pass."
         )
         lines.append("")
-        lines.append(
-            "| stops/day allowed | share reached | ceiling | reached, with lag | ceiling, with lag |"
-        )
-        lines.append("|---:|---:|---:|---:|---:|")
-        for stops in STOPS_PER_DAY:
-            lag = site.lag_wh
-            cells = (
-                share_reached(site, best, stops),
-                share_ceiling(site, best, stops),
-                share_reached(site, best, stops, extra_grid_wh=lag),
-                share_ceiling(site, best, stops, extra_grid_wh=lag),
+        for title, lag in (("", 0.0), ("With a follower's lag import added:", site.lag_wh)):
+            if title:
+                lines += [title, ""]
+            lines.append(
+                "| stops/day allowed | " + " | ".join(_switch_heading(w) for w in SWITCHES_PER_DAY) + " |"
             )
-            lines.append(f"| {stops} | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
-        lines.append("")
+            lines.append("|---:|" + "---:|" * len(SWITCHES_PER_DAY))
+            for stops in STOPS_PER_DAY:
+                cells = [
+                    f"{share_reached(site, best, stops, w, extra_grid_wh=lag):.3f} / "
+                    f"{share_ceiling(site, best, stops, w, extra_grid_wh=lag):.3f}"
+                    for w in SWITCHES_PER_DAY
+                ]
+                lines.append(f"| {stops} | " + " | ".join(cells) + " |")
+            lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -6,6 +6,7 @@ import importlib
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import pytest
 
 from controller.simulation.trace import Trace
@@ -41,7 +42,8 @@ def test_the_best_schedules_and_the_ceiling_on_a_day_priced_by_hand(monkeypatch:
     site = bounds.analyse(trace)
     assert len(site.days) == 1
     assert site.oracle_wh == pytest.approx(578 * 3000 / 60)
-    best = bounds.best_schedules(site)
+    # prices fine enough near 0 to find every schedule the asserts name
+    best = bounds.best_schedules(site, np.linspace(0.0, 0.3, 31), np.linspace(0.0, 60.0, 61), np.array([0.0]))
     # One stop a day (the evening one): both dips bridged, 83.3 Wh from the grid.
     one_stop = (578 * 3000 + 10 * 1080 + 2 * 380) / 60
     assert bounds.share_reached(site, best, 1) == pytest.approx(one_stop / (one_stop + 250 / 3))
@@ -53,3 +55,33 @@ def test_the_best_schedules_and_the_ceiling_on_a_day_priced_by_hand(monkeypatch:
     # The ceiling is never below what a schedule reaches.
     for stops in (1, 2, 3):
         assert bounds.share_ceiling(site, best, stops) >= bounds.share_reached(site, best, stops) - 1e-12
+
+
+def test_a_switch_budget_makes_the_3_phase_minimum_bridge_a_dip(monkeypatch: pytest.MonkeyPatch) -> None:
+    """6 kW of sun with a 20-minute dip to 2 kW, which 1 phase carries and 3 phases must bridge."""
+    bounds = _bounds(monkeypatch)
+
+    def pv(minute: int) -> float:
+        if 10 * 60 <= minute < 10 * 60 + 20:
+            return 2000.0
+        return 6000.0 if 6 * 60 <= minute < 15 * 60 + 50 else 0.0
+
+    trace = Trace(
+        times=[DAY + 60.0 * m for m in range(1440)],
+        pv_w=[pv(m) for m in range(1440)],
+        house_w=[0.0] * 1440,
+        step_s=60.0,
+    )
+    site = bounds.analyse(trace)
+    best = bounds.best_schedules(
+        site, np.linspace(0.0, 0.3, 31), np.linspace(0.0, 800.0, 81), np.linspace(0.0, 800.0, 81)
+    )
+    # Two switches (3→1 for the dip, back to 3): all of it solar.
+    assert bounds.share_reached(site, best, 1, 2) == pytest.approx(1.0)
+    # No switch and one stop: the dip is bridged at 4140 W, 713 Wh from the grid.
+    solar = (570 * 6000 + 20 * 2000) / 60
+    bridged = solar / (solar + 20 * 2140 / 60)
+    assert bounds.share_reached(site, best, 1, 0) == pytest.approx(bridged)
+    assert bridged <= bounds.share_ceiling(site, best, 1, 0) < 0.995
+    # No switch but a second stop: pause through the dip instead.
+    assert bounds.share_reached(site, best, 2, 0) == pytest.approx(1.0)
