@@ -1,11 +1,12 @@
 """The safety layer: every strategy's wish passes through here, plugins included.
 
-Order matters and each step only ever lowers what the previous one allowed, except the relay budget,
-which may hold a pause a strategy wanted to end:
+Order matters and each step only ever lowers the power the previous one allowed, except the relay
+budget, which may hold a pause a strategy wanted to end:
 
 1. blind fail-safe: no valid meter or charger data for `stale_after_s` → `fallback_current_a`;
 2. phase mode: only what the charger can do, never faster than `min_phase_switch_interval_s`, and a
-   1→3 switch while charging goes pause → switch → resume (unless `pause_before_phase_up` is off);
+   1→3 switch while charging goes pause → switch → resume (unless `pause_before_phase_up` is off); on
+   a phase mode other than the strategy's, its current is converted to the same power;
 3. clamp to `[min_current_a, max_current_a]`;
 4. main fuse per grid phase, from the meter's phase currents minus the car's own draw;
 5. relay budget: at most `max_pauses` pauses in any `pause_window_s`.
@@ -125,6 +126,13 @@ def apply(
         )
 
     target = decision.current_a
+    wanted = 3 if decision.phases >= 3 else 1
+    if target > 0 and phases != wanted:
+        # The current is per phase of the mode the strategy asked for; on another mode (a switch
+        # held back, or a charger that cannot switch) the same power is the same amps × phases.
+        scaled = target * wanted / phases
+        notes.append(f"{target:.1f} A on {wanted}p is {scaled:.1f} A on {phases}p")
+        target = scaled
     if target > 0:
         clamped = min(max(target, limits.min_current_a), limits.max_current_a)
         if clamped != target:
@@ -228,4 +236,4 @@ def _finish(
         mem = memory
     else:
         mem = SafetyMemory(pauses, last_switch_s, limit_ma, switching_up)
-    return Command(limit_ma=limit_ma, force_1_phase=force_1p), mem, notes
+    return Command(limit_ma, force_1p), mem, notes

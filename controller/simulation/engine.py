@@ -368,8 +368,7 @@ def _run(
             s_next = min(t_next, next_row_t, plug_t)
             if not connected:  # the house and the PV alone: the most common segment, kept short
                 peak_w = idle_peak_w[row_i]
-                if peak_w > seg.peak_w:
-                    seg.peak_w = peak_w
+                seg.peak_w = max(seg.peak_w, peak_w)
                 if peak_w > fuse_w:
                     seg.over_s += s_next - s
                 sample_t = start + meter_k * meter_every

@@ -151,10 +151,24 @@ def test_phase_switches_keep_their_minimum_interval() -> None:
     assert cmd.force_1_phase is True
 
 
+def test_a_held_switch_keeps_the_power_the_strategy_asked_for() -> None:
+    recent = SafetyMemory(last_switch_s=900, last_limit_ma=8000)
+    # 7.7 A on 1 phase is 1.8 kW; on the 3 phases still held that is 2.6 A, so the 6 A minimum
+    three = site(now=1000, charging=True, car_a=(8, 8, 8), limit_ma=8000)
+    cmd, _, notes = apply(Decision(7.7, 1, "pv"), three, recent)
+    assert (cmd.limit_ma, cmd.force_1_phase) == (6000, False)
+    assert any("7.7 A on 1p is 2.6 A on 3p" in n for n in notes)
+    # 5 A × 3 phases asked while 1 phase is held: 15 A on that phase
+    one = site(now=1000, force_1p=True, charging=True, car_a=(8, 0, 0), limit_ma=8000)
+    cmd, _, _ = apply(Decision(5, 3, "pv"), one, recent)
+    assert (cmd.limit_ma, cmd.force_1_phase) == (15000, True)
+
+
 def test_a_charger_that_cannot_switch_is_never_asked_to() -> None:
     fixed = ChargerInfo(phase_count=3, force_1_phase_allowed=False)
     cmd, _, _ = apply(Decision(8, 1, "pv"), site(info=fixed), SafetyMemory())
     assert cmd.force_1_phase is None
+    assert cmd.limit_ma == 6000  # 8 A on 1 phase is 2.7 A on its 3: the minimum
 
 
 def test_without_pause_before_phase_up_the_switch_is_left_to_the_charger() -> None:
