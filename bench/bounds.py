@@ -18,9 +18,10 @@ pause after charging, a switch any change of the phase mode; a 1→3 switch unde
 the cheapest any charger allows. For prices a ≥ 0 of solar energy, b ≥ 0 of a stop and c ≥ 0 of a
 switch, a dynamic programme over each day finds the schedule with the least grid − a·solar + b·stops +
 c·switches. Two numbers follow: the best share among those schedules with capture ≥ 0.95 and few
-enough stops and switches (*reached*: a controller that knew the day could do it), and, by weak duality,
-the share no controller can pass (*ceiling*: any controller with solar ≥ C, stops ≤ S and switches ≤ W
-draws at least that least value + a·C − b·S − c·W from the grid).
+enough stops and switches a day on average over the month (*reached*: a controller that knew the month
+could do it), and, by weak duality, the share no controller can pass (*ceiling*: any controller with
+solar ≥ C, stops ≤ S and switches ≤ W draws at least that least value + a·C − b·S − c·W from the
+grid).
 
 The lag import is not in the programme. A controller that learns of a drop of the surplus only when it
 happens and follows the surplus imports ΔP × τ on each drop while the car's current settles (τ, the
@@ -88,7 +89,7 @@ def _charging_w(surplus: float, phases: int) -> tuple[float, float]:
     surplus inside what the charger can deliver, so below the minimum it bridges from the grid."""
     volts = LIMITS.voltage_v
     low = phases * LIMITS.min_current_a * volts
-    high = phases * LIMITS.max_current_a * volts
+    high = phases * min(LIMITS.max_current_a, SETTINGS.car_max_current_a) * volts
     power = min(max(surplus, low), high)
     solar = min(power, surplus)
     return solar, power - solar
@@ -243,8 +244,9 @@ def render(results: Sequence[tuple[str, Site, Schedules]], argv: Sequence[str]) 
         )
         lines.append("")
         lines.append(
-            f"At capture ≥ {CAPTURE:.2f}, each cell: the best share of a schedule the programme found "
-            "(achievable by a controller that knows the day) / the ceiling no controller can pass."
+            f"At capture ≥ {CAPTURE:.2f}, with stops and switches counted a day on average over the "
+            "month, each cell: the best share of a schedule the programme found (achievable by a "
+            "controller that knows the month) / the ceiling no controller can pass."
         )
         lines.append("")
         for title, lag in (("", 0.0), ("With a follower's lag import added:", site.lag_wh)):

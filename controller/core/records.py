@@ -13,6 +13,7 @@ keyword names, `repr`, equality, hashing, and the instance is exactly as frozen 
 from __future__ import annotations
 
 import dataclasses
+import types
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -23,33 +24,32 @@ _NO_ARGUMENT: Any = object()
 
 def fast_init(cls: type[T]) -> type[T]:
     """Give a `@dataclass(frozen=True, slots=True)` class a faster `__init__` with the same signature."""
-    if (
-        not dataclasses.is_dataclass(cls)
-        or not getattr(cls, "__dataclass_params__").frozen  # noqa: B009 - not in the type stubs
-        or "__slots__" not in cls.__dict__
-    ):
+    params = getattr(cls, "__dataclass_params__", None)
+    if not dataclasses.is_dataclass(cls) or params is None or not params.frozen or not params.init:
         raise TypeError(f"fast_init: {cls.__qualname__} must be a @dataclass(frozen=True, slots=True)")
     if hasattr(cls, "__post_init__"):
         raise TypeError(f"fast_init: {cls.__qualname__} has a __post_init__, which this __init__ would skip")
-    namespace: dict[str, Any] = {"_NO_ARGUMENT": _NO_ARGUMENT}
+    # Generated names start with "__", which no field can (the class body would mangle it).
+    namespace: dict[str, Any] = {"__no_argument": _NO_ARGUMENT}
     arguments: list[str] = []
     body: list[str] = []
     for field in dataclasses.fields(cls):
         name = field.name
-        if not field.init or field.kw_only:
-            raise TypeError(f"fast_init: {cls.__qualname__}.{name} must be a plain positional field")
-        namespace[f"_set_{name}"] = cls.__dict__[name].__set__
+        slot = getattr(cls, name, None)
+        if not field.init or field.kw_only or not isinstance(slot, types.MemberDescriptorType):
+            raise TypeError(f"fast_init: {cls.__qualname__}.{name} must be a plain positional slot field")
+        namespace[f"__set_{name}"] = slot.__set__
         value = name
         if field.default is not dataclasses.MISSING:
-            namespace[f"_default_{name}"] = field.default
-            arguments.append(f"{name}=_default_{name}")
+            namespace[f"__default_{name}"] = field.default
+            arguments.append(f"{name}=__default_{name}")
         elif field.default_factory is not dataclasses.MISSING:
-            namespace[f"_factory_{name}"] = field.default_factory
-            arguments.append(f"{name}=_NO_ARGUMENT")
-            value = f"_factory_{name}() if {name} is _NO_ARGUMENT else {name}"
+            namespace[f"__factory_{name}"] = field.default_factory
+            arguments.append(f"{name}=__no_argument")
+            value = f"__factory_{name}() if {name} is __no_argument else {name}"
         else:
             arguments.append(name)
-        body.append(f"    _set_{name}(self, {value})")
+        body.append(f"    __set_{name}(self, {value})")
     source = f"def __init__(self, {', '.join(arguments)}):\n" + ("\n".join(body) or "    pass") + "\n"
     exec(source, namespace)  # noqa: S102 - the source is built above from the class's own field names
     init = namespace["__init__"]

@@ -1,12 +1,14 @@
 """The safety layer: every strategy's wish passes through here, plugins included.
 
-Order matters and each step only ever lowers the power the previous one allowed, except the relay
-budget, which may hold a pause a strategy wanted to end:
+Order matters and each step only ever lowers what the previous one allowed, with two exceptions: the
+relay budget may hold a pause a strategy wanted to end, and while a phase switch is held back the
+current is converted to the strategy's power on the phases in use (then clamped like any other, so a
+held 3→1 charges at the 3-phase minimum, as it did before the conversion):
 
 1. blind fail-safe: no valid meter or charger data for `stale_after_s` → `fallback_current_a`;
 2. phase mode: only what the charger can do, never faster than `min_phase_switch_interval_s`, and a
-   1→3 switch while charging goes pause → switch → resume (unless `pause_before_phase_up` is off); on
-   a phase mode other than the strategy's, its current is converted to the same power;
+   1→3 switch while charging goes pause → switch → resume (unless `pause_before_phase_up` is off);
+   while a switch is held back, the strategy's current is converted to the same power;
 3. clamp to `[min_current_a, max_current_a]`;
 4. main fuse per grid phase, from the meter's phase currents minus the car's own draw;
 5. relay budget: at most `max_pauses` pauses in any `pause_window_s`.
@@ -127,9 +129,10 @@ def apply(
 
     target = decision.current_a
     wanted = 3 if decision.phases >= 3 else 1
-    if target > 0 and phases != wanted:
-        # The current is per phase of the mode the strategy asked for; on another mode (a switch
-        # held back, or a charger that cannot switch) the same power is the same amps × phases.
+    if target > 0 and phases != wanted and state.info.can_switch_phases():
+        # The current is per phase of the mode the strategy asked for; while a switch is held back
+        # the same power is the same amps × phases on the mode in use. (A charger that cannot switch
+        # gets the current as asked: strategies size it for the phases they read, `fast` for its max.)
         scaled = target * wanted / phases
         notes.append(f"{target:.1f} A on {wanted}p is {scaled:.1f} A on {phases}p")
         target = scaled
@@ -225,7 +228,11 @@ def _finish(
     """The command, and the memory for the next cycle: the same object when nothing in it changed."""
     limit_ma = ma(target_a) if target_a >= MIN_SIGNAL_A else 0
     if limit_ma == 0 and was_running:
-        pauses = (*pauses, state.now)
+        # oldest first, even if the clock stepped back, so the window's fast path stays right
+        if not pauses or pauses[-1] <= state.now:
+            pauses = (*pauses, state.now)
+        else:
+            pauses = tuple(sorted((*pauses, state.now)))
     force_1p = (phases == 1) if state.info.can_switch_phases() else None
     if (
         pauses is memory.pause_times

@@ -168,7 +168,7 @@ def test_a_charger_that_cannot_switch_is_never_asked_to() -> None:
     fixed = ChargerInfo(phase_count=3, force_1_phase_allowed=False)
     cmd, _, _ = apply(Decision(8, 1, "pv"), site(info=fixed), SafetyMemory())
     assert cmd.force_1_phase is None
-    assert cmd.limit_ma == 6000  # 8 A on 1 phase is 2.7 A on its 3: the minimum
+    assert cmd.limit_ma == 8000  # as asked: strategies size the current for the phases they read
 
 
 def test_without_pause_before_phase_up_the_switch_is_left_to_the_charger() -> None:

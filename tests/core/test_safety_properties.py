@@ -21,7 +21,11 @@ from controller.core.state import (
 
 LIMITS = SiteLimits(main_fuse_a=25, min_current_a=6, max_current_a=16, stale_after_s=20, fallback_current_a=0)
 amps = st.floats(min_value=-60, max_value=60, allow_nan=False)
-currents = st.one_of(st.floats(min_value=-1e6, max_value=1e6), st.sampled_from([float("nan"), float("inf")]))
+currents = st.one_of(
+    st.floats(min_value=0, max_value=20),
+    st.floats(min_value=-1e6, max_value=1e6),
+    st.sampled_from([float("nan"), float("inf")]),
+)
 rotations = st.permutations([0, 1, 2]).map(lambda p: (p[0], p[1], p[2]))
 
 
@@ -29,6 +33,7 @@ rotations = st.permutations([0, 1, 2]).map(lambda p: (p[0], p[1], p[2]))
 def sites(draw: st.DrawFn) -> SiteState:
     now = 10_000.0
     limits = SiteLimits(
+        max_increase_a_per_cycle=draw(st.sampled_from([None, 2.0])),
         main_fuse_a=draw(st.sampled_from([16.0, 25.0, 35.0])),
         min_current_a=6,
         max_current_a=16,
@@ -43,10 +48,16 @@ def sites(draw: st.DrawFn) -> SiteState:
     car_a = (car, 0.0, 0.0) if force_1p else (car, car, car)
     phases = tuple(PhaseReading(power_w=a * 230, current_a=a, voltage_v=230) for a in grid_a)
     meter_age = draw(st.sampled_from([0.0, 19.0, 21.0, 500.0]))
+    one_phase_charger = draw(st.booleans())
+    info = (
+        ChargerInfo(phase_count=1)
+        if one_phase_charger
+        else ChargerInfo(phase_count=3, force_1_phase_allowed=draw(st.booleans()))
+    )
     return SiteState(
         now=now,
         limits=limits,
-        info=ChargerInfo(phase_count=3, force_1_phase_allowed=draw(st.booleans())),
+        info=info,
         grid=MeterReading(time=now - meter_age, power_w=sum(a * 230 for a in grid_a), phases=phases),
         charger=ChargerReading(
             time=now,
@@ -67,12 +78,23 @@ def sites(draw: st.DrawFn) -> SiteState:
 decisions = st.builds(
     Decision, current_a=currents, phases=st.sampled_from([0, 1, 3, 7]), reason=st.just("plugin")
 )
+memories = st.builds(
+    SafetyMemory,
+    pause_times=st.lists(st.sampled_from([9_300.0, 9_500.0, 9_800.0, 9_990.0]), max_size=4, unique=True).map(
+        lambda times: tuple(sorted(times))
+    ),
+    last_switch_s=st.sampled_from([None, 9_900.0, 9_000.0]),  # a switch 100 s ago holds the next one back
+    last_limit_ma=st.sampled_from([None, 0, 6000, 16000]),
+    switching_up=st.booleans(),
+)
 
 
-@given(site=sites(), decision=decisions)
-@settings(max_examples=400, deadline=None)
-def test_command_is_paused_or_within_limits_and_under_the_fuse(site: SiteState, decision: Decision) -> None:
-    command, _, _ = apply(decision, site, SafetyMemory())
+@given(site=sites(), decision=decisions, memory=memories)
+@settings(max_examples=600, deadline=None)
+def test_command_is_paused_or_within_limits_and_under_the_fuse(
+    site: SiteState, decision: Decision, memory: SafetyMemory
+) -> None:
+    command, _, _ = apply(decision, site, memory)
     limits = site.limits
     blind = site.meter_health.stale(site.now, limits.stale_after_s)
     if blind:
@@ -89,6 +111,10 @@ def test_command_is_paused_or_within_limits_and_under_the_fuse(site: SiteState, 
         measured = site.grid.phases[grid_phase].current_a or 0.0
         other = max(measured - car_on[grid_phase], 0.0)
         assert other + command.limit_ma / 1000 <= limits.main_fuse_a + 1e-6
+    if site.info.can_switch_phases() and command.limit_ma > 6000:
+        # above the minimum, never more power than the strategy asked for, whatever phases it gets
+        wanted = 3 if decision.phases >= 3 else 1
+        assert command.limit_ma / 1000 * phases <= decision.current_a * wanted + 1e-6
 
 
 @given(

@@ -85,3 +85,27 @@ def test_a_switch_budget_makes_the_3_phase_minimum_bridge_a_dip(monkeypatch: pyt
     assert bridged <= bounds.share_ceiling(site, best, 1, 0) < 0.995
     # No switch but a second stop: pause through the dip instead.
     assert bounds.share_reached(site, best, 2, 0) == pytest.approx(1.0)
+
+
+def test_days_of_different_lengths_are_priced_as_if_run_one_by_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The programme runs all days at once, padding the shorter ones; that must change nothing."""
+    bounds = _bounds(monkeypatch)
+
+    def pv(minute: int) -> float:
+        return 1000.0 + 3000.0 * ((minute // 7) % 3 == 0) + 500.0 * ((minute // 11) % 2)
+
+    start = 10 * 60  # the first day's trace starts at 10:00 UTC, four hours into its window
+    minutes = range(start, 2 * 1440)
+    trace = Trace(
+        times=[DAY + 60.0 * m for m in minutes],
+        pv_w=[pv(m) for m in minutes],
+        house_w=[0.0] * len(minutes),
+        step_s=60.0,
+    )
+    site = bounds.analyse(trace)
+    assert [len(day) for day in site.days] == [360, 600]
+    prices = (np.array([0.0, 0.5, 2.0]), np.array([0.0, 30.0, 300.0]), np.array([0.0, 10.0, 100.0]))
+    both = bounds.best_schedules(site, *prices)
+    alone = [bounds.best_schedules(bounds.Site([day], site.hours, 0.0, 0.0), *prices) for day in site.days]
+    for field in ("lagrangian", "solar_wh", "grid_wh", "stops", "switches"):
+        assert np.allclose(getattr(both, field), sum(getattr(one, field) for one in alone)), field
