@@ -3,7 +3,7 @@
 Order matters and each step only ever lowers what the previous one allowed, with two exceptions: the
 relay budget may hold a pause a strategy wanted to end, and while a phase switch is held back the
 current is converted to the strategy's power on the phases in use (then clamped like any other, so a
-held 3→1 charges at the 3-phase minimum, as it did before the conversion):
+held 3→1 mostly charges at the minimum current of the 3 phases still in use):
 
 1. blind fail-safe: no valid meter or charger data for `stale_after_s` → `fallback_current_a`;
 2. phase mode: only what the charger can do, never faster than `min_phase_switch_interval_s`, and a
@@ -30,7 +30,8 @@ from controller.core.units import MIN_SIGNAL_A, ma
 @fast_init
 @dataclass(frozen=True, slots=True)
 class SafetyMemory:
-    """What the safety layer must remember between cycles; returned anew each cycle.
+    """What the safety layer must remember between cycles; returned each cycle, the same object when
+    nothing in it changed.
 
     Built with the constructor rather than `dataclasses.replace`, which costs more than the rest of a
     cycle's bookkeeping: the simulator runs this half a million times a month.
