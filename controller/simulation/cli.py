@@ -7,6 +7,7 @@ input (trace, strategy, plug times, config) cannot be used — with one line nam
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -124,6 +125,14 @@ def handle(args: argparse.Namespace) -> int:
         interval_s=setup.interval_s, plug_in=plug_in, plug_out=plug_out, timezone=setup.timezone
     )
     names = args.strategy or [setup.strategy]
+    for flag, target, is_dir in (
+        ("--report", args.report, False),
+        ("--timeline", args.timeline, False),
+        ("--plot", args.plot, True),
+    ):
+        problem = _output_problem(flag, target, is_dir=is_dir)
+        if problem is not None:
+            return _fail(problem)
     try:
         traces = [read_trace(path) for path in args.trace]
     except TraceError as exc:
@@ -166,18 +175,42 @@ def handle(args: argparse.Namespace) -> int:
     bar.finish()
 
     print(summary_text(results))
-    if args.report:
-        write_report(Path(args.report), results)
-        print(f"report: {args.report}", file=sys.stderr)
-    if args.timeline:
-        write_timeline(Path(args.timeline), results)
-        print(f"timeline: {args.timeline}", file=sys.stderr)
-    if args.plot:
-        from controller.simulation.plot import plot_results  # noqa: PLC0415
+    try:
+        if args.report:
+            write_report(Path(args.report), results)
+            print(f"report: {args.report}", file=sys.stderr)
+        if args.timeline:
+            write_timeline(Path(args.timeline), results)
+            print(f"timeline: {args.timeline}", file=sys.stderr)
+        if args.plot:
+            from controller.simulation.plot import plot_results  # noqa: PLC0415
 
-        files = plot_results(results, Path(args.plot), setup.timezone)
-        print(f"plots: {len(files)} PNG files in {args.plot}", file=sys.stderr)
+            files = plot_results(results, Path(args.plot), setup.timezone)
+            print(f"plots: {len(files)} PNG files in {args.plot}", file=sys.stderr)
+    except OSError as exc:  # a disk that filled up during the run, say
+        return _fail(f"could not write {exc.filename or 'the output'}: {exc.strerror or exc}")
     return EXIT_OK
+
+
+def _output_problem(flag: str, target: str | None, *, is_dir: bool) -> str | None:
+    """Checked before simulating, so that a typo in an output path does not cost the run.
+
+    Missing directories are created, as `--plot` always did; what cannot be written is an error naming
+    the flag.
+    """
+    if not target:
+        return None
+    path = Path(target)
+    directory = path if is_dir else path.parent
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"{flag} {target}: cannot create the directory {directory} ({exc.strerror or exc})"
+    if not is_dir and path.is_dir():
+        return f"{flag} {target}: is a directory; give the name of a file to write"
+    if not os.access(directory, os.W_OK):
+        return f"{flag} {target}: {directory} is not writable"
+    return None
 
 
 def _fail(message: str) -> int:

@@ -121,6 +121,26 @@ def test_unknown_strategy_and_bad_plug_times_exit_2(trace: Path, capsys: pytest.
     assert "give both" in capsys.readouterr().err
 
 
+def test_output_paths_are_checked_before_the_run(
+    trace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--trace", str(trace), "--strategy", "off"]
+    # a folder that does not exist yet is created, as for --plot
+    report = tmp_path / "new" / "deeper" / "r.json"
+    assert main([*args, "--report", str(report)]) == 0
+    assert json.loads(report.read_text())["strategies"]["off"]["total"]["car_kwh"] == 0
+    capsys.readouterr()
+    # a directory where a file belongs, or a file where a folder belongs: exit 2 before simulating
+    assert main([*args, "--timeline", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"--timeline {tmp_path}: is a directory" in err
+    assert " rows, " not in err  # the trace was not even read
+    assert main([*args, "--report", str(report / "r.json")]) == 2
+    err = capsys.readouterr().err
+    assert f"--report {report / 'r.json'}: cannot create the directory {report}" in err
+    assert "Traceback" not in err
+
+
 def test_whole_trace_plugged(trace: Path, tmp_path: Path) -> None:
     report = tmp_path / "r.json"
     args = ["--trace", str(trace), "--strategy", "off", "--plug-in", "none", "--plug-out", "none"]
