@@ -114,7 +114,10 @@ def _strategies(_: argparse.Namespace) -> int:
     from strategies import available  # noqa: PLC0415
 
     for name, cls in available().items():
-        print(f"{name}: {cls.summary}")
+        if isinstance(cls, Exception):
+            print(f"{name}: NOT USABLE — {cls}")
+            continue
+        print(f"{name}: {getattr(cls, 'summary', '(no summary)')}")
         for key, spec in cls.Params.model_fields.items():
             default: Any = spec.get_default(call_default_factory=True)
             text = f" — {spec.description}" if spec.description else ""

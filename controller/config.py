@@ -229,20 +229,31 @@ def parse(raw: dict[str, Any], source: str = "config") -> Config:
 
 
 def describe_error(exc: ValidationError) -> str:
-    """One line for the first problem: the dotted key, what is wrong, and what to do."""
-    first = exc.errors()[0]
-    loc = [str(part) for part in first["loc"]]
+    """Every problem on one line, the first in full: the dotted key, what is wrong, and what to do.
+
+    All of them, so that a config with three typos takes one round trip to fix rather than three.
+    """
+    problems = [_describe_problem(error) for error in exc.errors()]
+    if len(problems) == 1:
+        return problems[0]
+    return f"{problems[0]}; and {len(problems) - 1} more: " + "; ".join(problems[1:])
+
+
+def _describe_problem(error: Any) -> str:
+    loc = [str(part) for part in error["loc"]]
     key = ".".join(loc) or "(top level)"
-    kind = first["type"]
-    msg = first["msg"]
+    kind = error["type"]
+    msg = error["msg"]
     if kind == "extra_forbidden":
         return f"{key}: unknown key; check the spelling against the example config.toml"
+    if kind == "missing" and len(loc) == 1:
+        return f"[{key}]: required table is missing; add it (the example config.toml has one)"
     if kind == "missing":
         return f"{key}: required key is missing; add it to the [{loc[0]}] table"
     if kind == "value_error" and not loc:
-        return msg.removeprefix("Value error, ")
-    text = msg.removeprefix("Value error, ")
-    given = first.get("input")
+        return str(msg).removeprefix("Value error, ")
+    text = str(msg).removeprefix("Value error, ")
+    given = error.get("input")
     if kind != "value_error" and not isinstance(given, dict) and "token" not in key:
         return f"{key}: {text} (got {given!r})"
     return f"{key}: {text}"

@@ -59,10 +59,17 @@ def _import(target: str, name: str) -> StrategyClass:
         )
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise StrategyError(f"strategy.name = {name!r}: cannot import {module_name!r} ({exc})") from exc
-    cls = getattr(module, attr, None)
-    if cls is None or not hasattr(cls, "Params") or not hasattr(cls, "decide"):
+    except Exception as exc:  # ImportError, or whatever the module raised while it was imported
+        raise StrategyError(
+            f"strategy.name = {name!r}: cannot import {module_name!r} ({type(exc).__name__}: {exc})"
+        ) from exc
+    return _checked(getattr(module, attr, None), target, name)
+
+
+def _checked(cls: object, target: str, name: str) -> StrategyClass:
+    params = getattr(cls, "Params", None)
+    has_params = isinstance(params, type) and issubclass(params, BaseModel)
+    if not (has_params and callable(getattr(cls, "decide", None))):
         raise StrategyError(
             f"strategy.name = {name!r}: {target!r} is not a strategy class "
             "(it needs a pydantic `Params` model and a `decide(state)` method)"
@@ -70,20 +77,41 @@ def _import(target: str, name: str) -> StrategyClass:
     return cast(StrategyClass, cls)
 
 
+def _load_entry_point(name: str) -> StrategyClass | None:
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name == name:
+            try:
+                loaded = ep.load()
+            except Exception as exc:  # a broken plugin gets an error naming it, not a traceback
+                raise StrategyError(
+                    f"strategy.name = {name!r}: the entry point {ep.value!r} of the installed plugin "
+                    f"cannot be loaded ({type(exc).__name__}: {exc})"
+                ) from exc
+            return _checked(loaded, ep.value, name)
+    return None
+
+
 def resolve(name: str) -> StrategyClass:
     if name in BUILTINS:
         return _import(BUILTINS[name], name)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name == name:
-            return cast(StrategyClass, ep.load())
+    plugin = _load_entry_point(name)
+    if plugin is not None:
+        return plugin
     return _import(name, name)
 
 
-def available() -> dict[str, StrategyClass]:
-    """Built-ins and installed plugins, for `peblar-surplus strategies`."""
-    found = {name: _import(target, name) for name, target in BUILTINS.items()}
+def available() -> dict[str, StrategyClass | StrategyError]:
+    """Built-ins and installed plugins, for `peblar-surplus strategies`; a broken plugin is listed
+    with what is wrong with it rather than hiding the others."""
+    found: dict[str, StrategyClass | StrategyError] = {
+        name: _import(target, name) for name, target in BUILTINS.items()
+    }
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        found.setdefault(ep.name, cast(StrategyClass, ep.load()))
+        if ep.name not in found:
+            try:
+                found[ep.name] = resolve(ep.name)
+            except StrategyError as exc:
+                found[ep.name] = exc
     return found
 
 
@@ -93,10 +121,11 @@ def load(name: str, params: Mapping[str, object]) -> Strategy:
     try:
         validated = cls.Params.model_validate(dict(params))
     except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(p) for p in first["loc"]) or "(table)"
+        problems = [
+            f"strategy.{'.'.join(str(p) for p in error['loc']) or '(table)'}: {error['msg']}"
+            for error in exc.errors()
+        ]
         raise StrategyError(
-            f"strategy.{key}: {first['msg']} (strategy {name!r}; "
-            f"`peblar-surplus strategies` lists its parameters)"
+            f"{'; '.join(problems)} (strategy {name!r}; `peblar-surplus strategies` lists its parameters)"
         ) from exc
     return cls(validated)

@@ -86,8 +86,17 @@ def test_min_above_max_is_an_impossible_combination() -> None:
 
 
 def test_missing_required_table_is_named() -> None:
-    with pytest.raises(ConfigError, match=r"charger: required key is missing"):
+    with pytest.raises(ConfigError, match=r"\[charger\]: required table is missing"):
         parse({"meter": {"preset": "sdm630", "host": "h"}})
+
+
+def test_every_problem_is_named_at_once(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load(write(tmp_path, MINIMAL + "[control]\ninterval_s = 'fast'\nmain_fuse = 25\n"))
+    message = str(err.value)
+    assert "control.interval_s" in message
+    assert "and 1 more: control.main_fuse: unknown key" in message
+    assert "\n" not in message
 
 
 def test_phase_rotation_must_be_a_permutation() -> None:

@@ -1,0 +1,98 @@
+"""Finding strategies by name: built-ins, `package.module:Class`, and installed plugins' entry points.
+
+The plugin here is a real module and a real distribution (a `.dist-info` folder with `entry_points.txt`)
+on `sys.path`, found by `importlib` and `importlib.metadata` the way an installed package is.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import strategies
+from controller.core.state import ChargerInfo, MeterReading, SiteLimits, SiteState
+from strategies import StrategyError
+
+PLUGIN = """
+from pydantic import BaseModel
+from controller.core.decision import Decision
+
+
+class Params(BaseModel):
+    current_a: float = 7.0
+
+
+class Steady:
+    Params = Params
+    summary = "always the same current"
+
+    def __init__(self, params):
+        self.params = params
+
+    def decide(self, state):
+        return Decision(self.params.current_a, 3, "steady")
+
+
+class NotAStrategy:
+    pass
+"""
+
+
+@pytest.fixture
+def plugin_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A module `steady_plugin` and an installed distribution whose entry points name it."""
+    (tmp_path / "steady_plugin.py").write_text(PLUGIN)
+    info = tmp_path / "steady_plugin-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: steady-plugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        f"[{strategies.ENTRY_POINT_GROUP}]\n"
+        "steady = steady_plugin:Steady\n"
+        "broken = steady_plugin_missing:Steady\n"
+        "bogus = steady_plugin:NotAStrategy\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield tmp_path
+    sys.modules.pop("steady_plugin", None)
+
+
+def _state() -> SiteState:
+    return SiteState(0.0, SiteLimits(), ChargerInfo(3, True), MeterReading(0.0, 0.0))
+
+
+def test_a_module_class_name_loads_with_its_own_parameters(plugin_path: Path) -> None:
+    strategy = strategies.load("steady_plugin:Steady", {"current_a": 9})
+    assert strategy.decide(_state()).current_a == 9
+
+
+def test_an_installed_plugin_is_found_by_its_entry_point_name(plugin_path: Path) -> None:
+    assert strategies.load("steady", {}).decide(_state()).current_a == 7
+    listed = strategies.available()
+    assert "pv" in listed
+    assert listed["steady"] is strategies.resolve("steady")
+
+
+def test_a_broken_plugin_is_named_and_does_not_hide_the_others(plugin_path: Path) -> None:
+    with pytest.raises(StrategyError, match=r"'broken': the entry point 'steady_plugin_missing:Steady'"):
+        strategies.load("broken", {})
+    with pytest.raises(StrategyError, match="not a strategy class"):
+        strategies.load("bogus", {})
+    listed = strategies.available()
+    assert isinstance(listed["broken"], StrategyError)
+    assert not isinstance(listed["steady"], StrategyError)
+
+
+def test_every_bad_parameter_is_named() -> None:
+    with pytest.raises(StrategyError) as err:
+        strategies.load("pv", {"dip_import_wh": -3, "enable_delay": 5})
+    message = str(err.value)
+    assert "strategy.dip_import_wh: Input should be greater than or equal to 0" in message
+    assert "strategy.enable_delay: Extra inputs are not permitted" in message
+
+
+def test_an_unknown_name_says_where_it_looked() -> None:
+    with pytest.raises(StrategyError, match="not a built-in .* not an entry point .* 'package.module:Class'"):
+        strategies.load("nope", {})
