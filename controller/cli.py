@@ -84,8 +84,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from controller.service.daemon import RunOptions, StartupError, open_devices, run  # noqa: PLC0415
+    from controller.service.preflight import preflight  # noqa: PLC0415
 
-    cfg = load(find(args.config))
+    path = find(args.config)
+    cfg = load(path)
+    preflight(cfg, str(path))
 
     async def daemon() -> int:
         # pymodbus binds its client to the running loop, so the devices are made inside it.
@@ -100,8 +103,11 @@ def _run(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     from controller.service.check import check  # noqa: PLC0415
+    from controller.service.preflight import preflight  # noqa: PLC0415
 
-    cfg = load(find(args.config))
+    path = find(args.config)
+    cfg = load(path)
+    preflight(cfg, str(path))
     report = asyncio.run(check(cfg))
     if args.json:
         print(json.dumps(report.as_json(), indent=2))

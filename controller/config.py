@@ -11,6 +11,7 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -73,8 +74,18 @@ class ChargerConfig(_Table):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
+        example = "write it as http://<charger-ip>, e.g. http://192.168.1.50"
         if not value.startswith(("http://", "https://")):
-            raise ValueError(f"{value!r} is not a URL; write it as http://<charger-ip>")
+            raise ValueError(f"{value!r} is not a URL; {example}")
+        try:
+            parts = urlsplit(value)
+            port = parts.port  # raises for a port outside 0–65535
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a valid URL ({exc}); {example}") from None
+        if not parts.hostname or port == 0:
+            raise ValueError(f"{value!r} names no host; {example}")
+        if parts.path.rstrip("/").startswith("/api"):
+            raise ValueError(f"{value!r}: give only the charger's address, the API path is added; {example}")
         return value.rstrip("/")
 
     @field_validator("phase_rotation")
@@ -90,7 +101,20 @@ class ChargerConfig(_Table):
         return (a, b, c)
 
     def resolved_token(self) -> str:
-        """The API token: `$PEBLAR_SURPLUS_TOKEN`, else `token`, else the contents of `token_file`."""
+        """The API token: `$PEBLAR_SURPLUS_TOKEN`, else `token`, else the contents of `token_file`.
+
+        A token with a line break, a space or a non-ASCII letter cannot go into an HTTP header; saying so
+        here beats the HTTP library's protocol error (and never echoes the token).
+        """
+        token = self._token()
+        if not (token.isascii() and token.isprintable() and " " not in token):
+            raise ConfigError(
+                "charger.token: contains a line break, a space or a non-ASCII character, which no Peblar "
+                "token has; copy it again from the charger's web UI (Settings > Advanced)"
+            )
+        return token
+
+    def _token(self) -> str:
         env = os.environ.get(ENV_TOKEN)
         if env:
             return env.strip()
@@ -216,6 +240,8 @@ def load(path: Path) -> Config:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file in UTF-8; save it as UTF-8 text (TOML)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
     return parse(raw, source=str(path))

@@ -47,8 +47,35 @@ class Outcome:
         return "; ".join((self.decision.reason, *self.notes))
 
 
+STRATEGY_FAILED = "STRATEGY FAILED"
+"""How the reason of a cycle starts whose strategy raised or answered nonsense."""
+
+
+def decide(strategy: Decider, state: SiteState) -> Decision:
+    """The strategy's decision; if it raises or returns anything but a Decision, the fallback current.
+
+    A plugin's bug must not switch the protection off: its cycle still goes through the safety layer,
+    with the same safe current the controller uses when it is blind.
+    """
+    try:
+        decision = strategy.decide(state)
+    except Exception as exc:  # any bug in any plugin
+        problem = f"{type(exc).__name__}: {exc}"
+    else:
+        if (
+            isinstance(decision, Decision)
+            and isinstance(decision.current_a, int | float)
+            and isinstance(decision.phases, int)
+        ):
+            return decision
+        problem = f"returned {decision!r}, not a Decision(current_a, phases, reason)"
+    fallback = state.limits.fallback_current_a
+    reason = f"{STRATEGY_FAILED} ({problem}): fallback {fallback:g} A"
+    return Decision(fallback, state.active_phases(), reason)
+
+
 def step(state: SiteState, strategy: Decider, memory: ControlMemory) -> tuple[Outcome, ControlMemory]:
-    decision = strategy.decide(state)
+    decision = decide(strategy, state)
     command, safety_memory, notes = safety.apply(decision, state, memory.safety)
     write = diff(
         command,

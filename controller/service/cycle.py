@@ -193,7 +193,12 @@ def _log_cycle(
         action = "charger unreachable"
     else:
         action = f"write failed: {outcome.write.describe()}"
-    level = logging.WARNING if any(note.startswith("BLIND") for note in outcome.notes) else logging.INFO
+    if outcome.decision.reason.startswith(control.STRATEGY_FAILED):
+        level = logging.ERROR
+    elif any(note.startswith("BLIND") for note in outcome.notes):
+        level = logging.WARNING
+    else:
+        level = logging.INFO
     log.log(
         level,
         "grid=%s W car=%s W surplus=%s W → %s %s (%s) | %s",

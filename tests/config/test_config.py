@@ -153,3 +153,33 @@ def test_cli_exits_2_with_one_line_and_no_traceback(tmp_path: Path, command: str
     assert "control.interval_s" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "hint"),
+    [
+        ("http://127.0.0.1:99999", "not a valid URL"),
+        ("http://[::1", "not a valid URL"),
+        ("http://", "names no host"),
+        ("http://192.168.1.50/api/wlac/v1", "the API path is added"),
+    ],
+)
+def test_a_charger_url_that_cannot_work_is_named(url: str, hint: str) -> None:
+    with pytest.raises(ConfigError, match=r"charger\.url") as err:
+        parse({"meter": {"preset": "sdm630", "host": "h"}, "charger": {"url": url, "token": "x"}})
+    assert hint in str(err.value)
+
+
+@pytest.mark.parametrize("token", ["SECRET\nTOKEN", "SECRÉT", "SECRET TOKEN"])
+def test_a_token_no_http_header_can_carry_is_refused_without_showing_it(token: str) -> None:
+    cfg = parse({"meter": {"preset": "sdm630", "host": "h"}, "charger": {"url": "http://c", "token": token}})
+    with pytest.raises(ConfigError, match="charger.token: contains") as err:
+        cfg.charger.resolved_token()
+    assert "SECR" not in str(err.value)
+
+
+def test_a_config_that_is_not_utf8_text_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_bytes(b'[meter]\nhost = "\xff\xfe"\n')
+    with pytest.raises(ConfigError, match="not a text file in UTF-8"):
+        load(path)

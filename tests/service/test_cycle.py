@@ -186,3 +186,30 @@ async def test_foreign_limiter_warned_once(caplog: pytest.LogCaptureFixture) -> 
         clock.advance(5)
     assert caplog.text.count("'Solar charging'") == 1
     assert "Default" in caplog.text
+
+
+class Crashing:
+    """A plugin with a bug: it raises, or answers with something that is not a Decision."""
+
+    def __init__(self, answer: object = None) -> None:
+        self.answer = answer
+
+    def decide(self, state: object) -> object:
+        if self.answer is None:
+            raise ZeroDivisionError("division by zero")
+        return self.answer
+
+
+@pytest.mark.parametrize(("answer", "problem"), [(None, "ZeroDivisionError"), ("16 A", "returned '16 A'")])
+async def test_a_failing_strategy_gets_the_fallback_through_the_safety_layer(
+    caplog: pytest.LogCaptureFixture, answer: object, problem: str
+) -> None:
+    caplog.set_level(logging.INFO, logger="peblar_surplus")
+    controller, _, charger, _ = make()
+    controller.set_strategy("buggy", Crashing(answer))  # type: ignore[arg-type]
+    result = await controller.cycle()
+    assert charger.writes[-1].limit_ma == 0  # the fallback of LIMITS: pause, not the 10 A it had
+    assert result.healthy
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert f"STRATEGY FAILED ({problem}" in errors[0]

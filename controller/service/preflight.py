@@ -1,0 +1,35 @@
+"""What the config parser cannot check on its own, checked before the daemon touches a device.
+
+Whether a strategy's parameters are right is for its own `Params` model to say, and whether a cron
+expression is valid for APScheduler to say; both are asked here, at start-up and by `check`, so that a
+typo in a rule that fires next week is an exit 2 today rather than an error in the log next week.
+"""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+from controller.config import Config, ConfigError
+from controller.service.scheduler import cron_trigger
+from strategies import StrategyError, load
+
+
+def preflight(cfg: Config, source: str) -> None:
+    """Raise ConfigError naming every strategy or schedule rule that cannot be used."""
+    problems: list[str] = []
+    try:
+        load(cfg.strategy.name, cfg.strategy.params)
+    except StrategyError as exc:
+        problems.append(str(exc))
+    zone = ZoneInfo(cfg.site.timezone)
+    for index, rule in enumerate(cfg.schedule):
+        try:
+            cron_trigger(rule, zone)
+        except ValueError as exc:
+            problems.append(f"schedule.{index}.cron: {rule.cron!r} is not a valid cron expression ({exc})")
+        try:
+            load(rule.strategy, rule.params)
+        except StrategyError as exc:
+            problems.append(f"schedule.{index} (cron {rule.cron!r}): {exc}")
+    if problems:
+        raise ConfigError(f"{source}: " + "; ".join(problems))

@@ -1,0 +1,47 @@
+"""Start-up refuses a config whose strategy or schedule cannot work: exit 2 before any device is asked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from controller.cli import EXIT_CONFIG, main
+
+BASE = """
+[meter]
+preset = "sdm630"
+host = "127.0.0.1"
+port = 1
+
+[charger]
+url = "http://127.0.0.1:1"
+token = "t0ken-for-tests"
+"""
+
+
+@pytest.mark.parametrize("command", [["run", "--once"], ["check"]])  # --once: never a hang
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ("[strategy]\nname = 'pv'\ndip_import_wh = -3\n", "strategy.dip_import_wh"),
+        ("[[schedule]]\ncron = '99 99 * * *'\nstrategy = 'fast'\n", "schedule.0.cron: '99 99 * * *'"),
+        ("[[schedule]]\ncron = '0 22 * * *'\nstrategy = 'nosuch'\n", "schedule.0 (cron '0 22 * * *')"),
+        (
+            "[[schedule]]\ncron = '0 22 * * *'\nstrategy = 'pv'\nparams = { enable_delay = 5 }\n",
+            "strategy.enable_delay: Extra inputs",
+        ),
+    ],
+)
+def test_a_strategy_or_rule_that_cannot_work_exits_2_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str], extra: str, expected: str
+) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(BASE + extra, encoding="utf-8")
+    assert main([*command, "-c", str(path)]) == EXIT_CONFIG
+    out, err = capsys.readouterr()
+    assert f"configuration error: {path}: " in err
+    assert expected in err
+    assert "Traceback" not in err
+    assert out == ""  # `check` printed no device: none was asked
+    assert "cannot connect" not in err
