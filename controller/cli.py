@@ -49,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("strategies", help="list the available strategies and their parameters")
 
     demo = commands.add_parser("demo", help="run the daemon against emulators on a bundled real trace")
-    demo.add_argument("--seconds", type=float, default=60.0, help="real duration (default 60)")
+    demo.add_argument("--seconds", type=_demo_seconds, default=60.0, help="real duration (default 60)")
     demo.add_argument("--strategy", default="pv", help="strategy to demonstrate (default pv)")
 
     from controller.simulation import cli as simulation_cli  # noqa: PLC0415 - heavy imports on demand
@@ -131,7 +131,30 @@ def _strategies(_: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _demo_seconds(text: str) -> float:
+    """5 s to an hour: below that the emulated day runs too fast for the charger's request budget."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 5 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r}: give between 5 and 3600 seconds")
+    return value
+
+
 def _demo(args: argparse.Namespace) -> int:
     from controller.demo import run_demo  # noqa: PLC0415
+    from controller.service.daemon import StartupError  # noqa: PLC0415
+    from strategies import StrategyError  # noqa: PLC0415
+    from strategies import load as load_strategy  # noqa: PLC0415
 
-    return asyncio.run(run_demo(seconds=args.seconds, strategy=args.strategy))
+    try:
+        load_strategy(args.strategy, {})
+    except StrategyError as exc:
+        print(f"peblar-surplus demo: --strategy: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        return asyncio.run(run_demo(seconds=args.seconds, strategy=args.strategy))
+    except StartupError as exc:
+        print(f"peblar-surplus demo: {exc}", file=sys.stderr)
+        return EXIT_REFUSED

@@ -156,7 +156,8 @@ class Controller:
         except ChargerError as exc:
             log.error("exit: could not write %s state (%d mA): %s", exit_state, limit_ma, exc)
             return
-        log.info("exit: wrote %s state (%d mA)", exit_state, limit_ma)
+        verb = "would write (dry-run)" if self.dry_run else "wrote"
+        log.info("exit: %s %s state (%d mA)", verb, exit_state, limit_ma)
 
 
 def _unwritten(new: control.ControlMemory, old: control.ControlMemory) -> control.ControlMemory:

@@ -69,12 +69,16 @@ def open_devices(cfg: Config) -> Devices:
     return Devices(meter=ModbusMeter(cfg.meter), charger=charger)
 
 
-async def probe(charger: Charger, *, needs_write: bool) -> ChargerInfo | None:
-    """Capabilities, or None when the charger is not reachable yet (the loop probes again)."""
+async def probe(charger: Charger, *, needs_write: bool, again: bool = False) -> ChargerInfo | None:
+    """Capabilities, or None when the charger is not reachable yet (the loop probes again, `again`,
+    and says so only once: the cycle's own line already reports the unreachable charger)."""
     try:
         return await charger.probe(needs_write=needs_write)
     except ChargerUnreachable as exc:
-        log.error("charger not reachable at start-up (%s); will keep trying every cycle", exc)
+        if again:
+            log.debug("charger still not reachable for its first probe (%s)", exc)
+        else:
+            log.error("charger not reachable at start-up (%s); will keep trying every cycle", exc)
         return None
     except ChargerError as exc:
         raise StartupError(str(exc)) from exc
@@ -137,13 +141,16 @@ async def _serve(cfg: Config, controller: Controller, options: RunOptions, *, pr
     async def cycle() -> None:
         if stopping:
             return
-        async with running:
-            await _one_cycle()
+        try:
+            async with running:
+                await _one_cycle()
+        except asyncio.CancelledError:  # the loop closing under a cycle in flight at shutdown
+            log.debug("control cycle cancelled by shutdown")
 
     async def _one_cycle() -> None:
         nonlocal probed
         if not probed:
-            info = await probe(controller.charger, needs_write=not controller.dry_run)
+            info = await probe(controller.charger, needs_write=not controller.dry_run, again=True)
             if info is not None:
                 controller.info = info
                 probed = True

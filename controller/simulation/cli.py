@@ -101,8 +101,13 @@ def _plug_problem(plug_in: str | None, plug_out: str | None) -> str | None:
         return "--plug-in and --plug-out: give both times, or 'none' for both"
     try:
         if plug_in is not None and plug_out is not None:
-            parse_clock(plug_in, "--plug-in")
-            parse_clock(plug_out, "--plug-out")
+            arrive = parse_clock(plug_in, "--plug-in")
+            leave = parse_clock(plug_out, "--plug-out")
+            if arrive == leave:
+                return (
+                    f"--plug-in {plug_in} --plug-out {plug_out}: the same time; to keep the car plugged "
+                    "in for the whole trace give 'none' for both"
+                )
     except ValueError as exc:
         return str(exc)
     return None
@@ -113,6 +118,7 @@ def handle(args: argparse.Namespace) -> int:
     from controller.simulation.report import summary_text, write_report, write_timeline  # noqa: PLC0415
     from controller.simulation.trace import TraceError, read_trace  # noqa: PLC0415
     from strategies import StrategyError  # noqa: PLC0415
+    from strategies import load as load_strategy  # noqa: PLC0415
 
     setup = _setup(args.config)
     if isinstance(setup, str):
@@ -125,12 +131,17 @@ def handle(args: argparse.Namespace) -> int:
         interval_s=setup.interval_s, plug_in=plug_in, plug_out=plug_out, timezone=setup.timezone
     )
     names = args.strategy or [setup.strategy]
+    for name in names:  # all of them before the first run, so that a typo in the last costs nothing
+        try:
+            load_strategy(name, setup.params if name == setup.strategy else {})
+        except StrategyError as exc:
+            return _fail(str(exc))
     for flag, target, is_dir in (
         ("--report", args.report, False),
         ("--timeline", args.timeline, False),
         ("--plot", args.plot, True),
     ):
-        problem = _output_problem(flag, target, is_dir=is_dir)
+        problem = _output_problem(flag, target, is_dir=is_dir) or _overwrites_trace(flag, target, args.trace)
         if problem is not None:
             return _fail(problem)
     try:
@@ -175,21 +186,35 @@ def handle(args: argparse.Namespace) -> int:
     bar.finish()
 
     print(summary_text(results))
+    flag = ""
     try:
         if args.report:
+            flag = f"--report {args.report}"
             write_report(Path(args.report), results)
             print(f"report: {args.report}", file=sys.stderr)
         if args.timeline:
+            flag = f"--timeline {args.timeline}"
             write_timeline(Path(args.timeline), results)
             print(f"timeline: {args.timeline}", file=sys.stderr)
         if args.plot:
             from controller.simulation.plot import plot_results  # noqa: PLC0415
 
+            flag = f"--plot {args.plot}"
             files = plot_results(results, Path(args.plot), setup.timezone)
             print(f"plots: {len(files)} PNG files in {args.plot}", file=sys.stderr)
     except OSError as exc:  # a disk that filled up during the run, say
-        return _fail(f"could not write {exc.filename or 'the output'}: {exc.strerror or exc}")
+        return _fail(f"{flag}: could not write ({exc.strerror or exc})")
     return EXIT_OK
+
+
+def _overwrites_trace(flag: str, target: str | None, traces: Sequence[str]) -> str | None:
+    if not target:
+        return None
+    out = Path(target).resolve()
+    for trace in traces:
+        if Path(trace).resolve() == out:
+            return f"{flag} {target}: is one of the traces; writing it would destroy the input"
+    return None
 
 
 def _output_problem(flag: str, target: str | None, *, is_dir: bool) -> str | None:

@@ -29,6 +29,7 @@ import io
 import itertools
 import math
 import statistics
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,6 +40,10 @@ PHASE_HOUSE = ("house_l1_w", "house_l2_w", "house_l3_w")
 PHASE_PV = ("pv_l1_w", "pv_l2_w", "pv_l3_w")
 GAP_FACTOR = 1.5
 """A step longer than this many typical steps is a gap."""
+MAX_POWER_W = 10e6
+"""A value beyond this is a unit mistake (mW, say), not a household or its PV."""
+LAST_UNIX_S = 32_503_680_000.0
+"""3000-01-01: Unix seconds beyond it are milliseconds, or not a time at all."""
 SPLIT_TOLERANCE_W = 1.0
 """How far `house_w` may differ from the sum of the per-phase columns (rounding in the source)."""
 
@@ -170,6 +175,8 @@ def read_trace(path: str | Path) -> Trace:
         raise TraceError(f"{path}: cannot read ({exc.strerror or exc})") from exc
     except UnicodeDecodeError as exc:
         raise TraceError(f"{path}: not a UTF-8 text or gzip CSV file ({exc.reason})") from exc
+    except (EOFError, zlib.error) as exc:
+        raise TraceError(f"{path}: the gzip file is truncated or damaged ({exc}); copy it again") from exc
 
 
 def parse_text(text: str, source: str = "trace") -> Trace:
@@ -295,6 +302,11 @@ def _number(row: list[str], col: int, name: str, source: str, row_number: int) -
     if not math.isfinite(value):
         shown = repr(text) if text else "an empty field"
         raise TraceError(f"{source}: row {row_number}, column {name!r}: {shown} is not a number of watts")
+    if abs(value) > MAX_POWER_W:
+        raise TraceError(
+            f"{source}: row {row_number}, column {name!r}: {text} W is not a household's or a PV "
+            f"system's power (more than {MAX_POWER_W / 1e6:g} MW); is the column in mW?"
+        )
     return value
 
 
@@ -305,8 +317,13 @@ def _timestamp(text: str, source: str, row_number: int) -> float:
     except ValueError:
         pass
     else:
-        if math.isfinite(value):
+        if 0 <= value < LAST_UNIX_S:
             return value
+        millis = LAST_UNIX_S <= value < LAST_UNIX_S * 1000
+        raise TraceError(
+            f"{source}: row {row_number}, column 'timestamp': {text} is not Unix seconds between 1970 and "
+            f"2999{'; it looks like milliseconds: divide by 1000' if millis else ''}"
+        )
     try:
         when = datetime.fromisoformat(text)
     except ValueError:

@@ -45,3 +45,24 @@ def test_a_strategy_or_rule_that_cannot_work_exits_2_naming_it(
     assert "Traceback" not in err
     assert out == ""  # `check` printed no device: none was asked
     assert "cannot connect" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--seconds", "0"], "between 5 and 3600"),
+        (["--seconds", "nan"], "between 5 and 3600"),
+        (["--strategy", "nosuch"], "strategy.name = 'nosuch'"),
+    ],
+)
+def test_the_demo_refuses_what_it_cannot_run_before_starting(
+    capsys: pytest.CaptureFixture[str], args: list[str], expected: str
+) -> None:
+    try:
+        code = main(["demo", *args])
+    except SystemExit as exc:  # argparse exits by itself, with 2
+        code = int(exc.code or 0)
+    assert code == EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert expected in err
+    assert "Traceback" not in err

@@ -99,6 +99,9 @@ def test_report_timeline_and_plots(trace: Path, tmp_path: Path, capsys: pytest.C
         ("timestamp,pv_w,house_w\n0,1,1\n60,x,1\n", "row 3, column 'pv_w'"),
         ("timestamp,pv_w\n0,1\n", "missing column(s) house_w"),
         ("timestamp,pv_w,house_w\n60,1,1\n0,1,1\n", "row 3, column 'timestamp': time goes backwards"),
+        ("timestamp,pv_w,house_w\n1654077600000,1,1\n", "looks like milliseconds: divide by 1000"),
+        ("timestamp,pv_w,house_w\n1e20,1,1\n", "is not Unix seconds between 1970 and 2999"),
+        ("timestamp,pv_w,house_w\n0,1e300,1\n", "row 2, column 'pv_w': 1e300 W is not a household's"),
     ],
 )
 def test_bad_trace_exits_2_naming_row_and_column(
@@ -119,6 +122,26 @@ def test_unknown_strategy_and_bad_plug_times_exit_2(trace: Path, capsys: pytest.
     assert "--plug-in: '25:00' is not a time of day" in capsys.readouterr().err
     assert main(["--trace", str(trace), "--strategy", "off", "--plug-out", "none"]) == 2
     assert "give both" in capsys.readouterr().err
+    assert main(["--trace", str(trace), "--strategy", "off", "--plug-in", "08:00", "--plug-out", "8:00"]) == 2
+    assert "the same time" in capsys.readouterr().err
+
+
+def test_every_strategy_is_checked_before_the_first_run(
+    trace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = tmp_path / "r.json"
+    args = ["--trace", str(trace), "--strategy", "off", "--strategy", "nope", "--report", str(report)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "strategy.name = 'nope'" in err
+    assert " rows, " not in err  # nothing was read, let alone simulated
+
+
+def test_an_output_may_not_overwrite_a_trace(trace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = trace.read_bytes()
+    assert main(["--trace", str(trace), "--strategy", "off", "--timeline", str(trace)]) == 2
+    assert "is one of the traces" in capsys.readouterr().err
+    assert trace.read_bytes() == before
 
 
 def test_output_paths_are_checked_before_the_run(
@@ -139,6 +162,20 @@ def test_output_paths_are_checked_before_the_run(
     err = capsys.readouterr().err
     assert f"--report {report / 'r.json'}: cannot create the directory {report}" in err
     assert "Traceback" not in err
+
+
+def test_a_damaged_gzip_trace_is_named(
+    trace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = trace.read_bytes()
+    cut, broken = tmp_path / "cut.csv.gz", tmp_path / "broken.csv.gz"
+    cut.write_bytes(data[: len(data) // 2])
+    broken.write_bytes(data[:20] + bytes(b ^ 0x55 for b in data[20:60]) + data[60:])
+    for path in (cut, broken):
+        assert main(["--trace", str(path), "--strategy", "off"]) == 2
+        err = capsys.readouterr().err
+        assert f"{path}: " in err
+        assert "Traceback" not in err
 
 
 def test_whole_trace_plugged(trace: Path, tmp_path: Path) -> None:
