@@ -12,7 +12,7 @@ from controller.core.state import SiteState
 
 class Fast:
     class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+        model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
         phases: int = Field(3, ge=1, le=3, description="phase mode to charge in (1 or 3)")
 
     summary: ClassVar[str] = "charge at the maximum current the fuse and the charger allow"

@@ -30,7 +30,7 @@ from controller.core.state import SiteState
 class PvParams(BaseModel):
     """Defaults tuned on the DTU Lyngby / UCI traces (bench/RESULTS.md) against evcc-default."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     enable_delay_s: float = Field(
         30, ge=0, description="surplus must hold the minimum power this long to start"
     )

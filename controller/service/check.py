@@ -98,7 +98,8 @@ def _num(value: float | None, unit: str, digits: int = 0) -> str:
     return "—" if value is None else f"{value:.{digits}f} {unit}"
 
 
-async def read_once(meter: Meter, charger: Charger) -> CheckReport:
+async def read_once(meter: Meter, charger: Charger, *, needs_write: bool = False) -> CheckReport:
+    """One read of each; `needs_write`: a charger that would refuse our writes (ReadOnly) fails it."""
     now = time.time()
 
     async def meter_read() -> tuple[MeterReading | None, str | None]:
@@ -109,7 +110,7 @@ async def read_once(meter: Meter, charger: Charger) -> CheckReport:
 
     async def charger_read() -> tuple[ChargerInfo | None, ChargerReading | None, str | None]:
         try:
-            info = await charger.probe(needs_write=False)
+            info = await charger.probe(needs_write=needs_write)
             return info, await charger.read(now), None
         except ChargerError as exc:
             return None, None, str(exc)
@@ -123,7 +124,8 @@ async def check(cfg: Config) -> CheckReport:
 
     devices = open_devices(cfg)
     try:
-        return await read_once(devices.meter, devices.charger)
+        # `run` would refuse a ReadOnly API unless it only reads: say so now, not at start-up
+        return await read_once(devices.meter, devices.charger, needs_write=not cfg.control.dry_run)
     finally:
         await devices.meter.aclose()
         await devices.charger.aclose()

@@ -171,3 +171,28 @@ async def test_check_json_has_the_documented_fields_and_exit_codes(tmp_path: Pat
     failed = json.loads(out)
     assert failed["ok"] is False
     assert "cannot connect" in failed["meter"]["error"]
+
+
+async def test_check_fails_on_a_read_only_api_unless_the_config_only_reads(tmp_path: Path) -> None:
+    async with (
+        PeblarEmulator(SystemClock(), token=TOKEN, access_mode="ReadOnly") as charger,
+        MeterEmulator("sdm630") as meter,
+    ):
+        meter.set_values(phase_power_w=(500.0, 500.0, 500.0))
+        for dry_run, code in (("false", 1), ("true", 0)):
+            cfg = config(tmp_path / "config.toml", meter.port, charger.url)
+            cfg.write_text(cfg.read_text().replace("[control]\n", f"[control]\ndry_run = {dry_run}\n"))
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "controller",
+                "check",
+                "-c",
+                str(cfg),
+                env=env(),
+                stdout=asyncio.subprocess.PIPE,
+            )
+            out, _ = await asyncio.wait_for(proc.communicate(), 30)
+            assert proc.returncode == code, out.decode()
+            if code:
+                assert "ReadOnly" in out.decode()

@@ -65,6 +65,7 @@ def test_minimal_config_takes_documented_defaults(tmp_path: Path) -> None:
         ("[site]\ntimezone = 'Mars/Olympus'\n", "site.timezone", "IANA"),
         ("[control]\nfallback_current_a = 3\n", "control.fallback_current_a", "neither 0"),
         ("[control]\nstale_after_s = 2\n", "control.stale_after_s", "shorter than"),
+        ("[control]\nfallback_current_a = inf\n", "control.fallback_current_a", "finite number"),
     ],
 )
 def test_bad_values_name_the_key_and_the_fix(tmp_path: Path, extra: str, key: str, hint: str) -> None:

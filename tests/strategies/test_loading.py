@@ -96,3 +96,8 @@ def test_every_bad_parameter_is_named() -> None:
 def test_an_unknown_name_says_where_it_looked() -> None:
     with pytest.raises(StrategyError, match="not a built-in .* not an entry point .* 'package.module:Class'"):
         strategies.load("nope", {})
+
+
+def test_an_infinite_delay_is_refused_rather_than_never_charging() -> None:
+    with pytest.raises(StrategyError, match="strategy.enable_delay_s: Input should be a finite number"):
+        strategies.load("pv", {"enable_delay_s": float("inf")})
