@@ -50,6 +50,22 @@ def env() -> dict[str, str]:
     return {**os.environ, "PEBLAR_SURPLUS_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1"}
 
 
+async def command(*args: str) -> tuple[int, str, str]:
+    """`python -m controller ARGS` to its end (at most 30 s): exit code, stdout, stderr."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "controller",
+        *args,
+        env=env(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
 async def test_sigterm_writes_the_exit_state_and_exits(tmp_path: Path) -> None:
     async with PeblarEmulator(SystemClock(), token=TOKEN) as charger, MeterEmulator("sdm630") as meter:
         meter.set_values(phase_power_w=(500.0, 500.0, 500.0))
@@ -99,20 +115,8 @@ strategy = "off"
     async with PeblarEmulator(SystemClock(), token=TOKEN) as charger, MeterEmulator("sdm630") as meter:
         meter.set_values(phase_power_w=(500.0, 500.0, 500.0))
         cfg = config(tmp_path / "config.toml", meter.port, charger.url, schedule)
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "controller",
-            "run",
-            "--once",
-            "-c",
-            str(cfg),
-            env=env(),
-            stderr=asyncio.subprocess.PIPE,
-        )
-        _, err = await asyncio.wait_for(proc.communicate(), 30)
-    output = err.decode()
-    assert proc.returncode == 0, output
+        code, _, output = await command("run", "--once", "-c", str(cfg))
+    assert code == 0, output
     assert "strategy off (from schedule '* * * * *')" in output
     assert [body for _, body in charger.write_log] == [{"ChargeCurrentLimit": 0}]
 
@@ -121,21 +125,9 @@ async def test_dry_run_process_never_writes(tmp_path: Path) -> None:
     async with PeblarEmulator(SystemClock(), token=TOKEN) as charger, MeterEmulator("sdm630") as meter:
         meter.set_values(phase_power_w=(500.0, 500.0, 500.0))
         cfg = config(tmp_path / "config.toml", meter.port, charger.url)
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "controller",
-            "run",
-            "--dry-run",
-            "--once",
-            "-c",
-            str(cfg),
-            env=env(),
-            stderr=asyncio.subprocess.PIPE,
-        )
-        _, err = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode == 0, err.decode()
-    assert "would write limit=16000mA" in err.decode()
+        code, _, err = await command("run", "--dry-run", "--once", "-c", str(cfg))
+    assert code == 0, err
+    assert "would write limit=16000mA" in err
     assert charger.writes == 0
 
 
@@ -146,12 +138,9 @@ async def test_check_json_has_the_documented_fields_and_exit_codes(tmp_path: Pat
             config(tmp_path / "config.toml", meter.port, charger.url).read_text().replace("sdm630", "em24-e1")
         )
         (tmp_path / "config.toml").write_text(cfg, encoding="utf-8")
-        args = ("-m", "controller", "check", "-c", str(tmp_path / "config.toml"), "--json")
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, *args, env=env(), stdout=asyncio.subprocess.PIPE
-        )
-        out, _ = await asyncio.wait_for(proc.communicate(), 30)
-        assert proc.returncode == 0
+        args = ("check", "-c", str(tmp_path / "config.toml"), "--json")
+        code, out, _ = await command(*args)
+        assert code == 0
         report = json.loads(out)
         assert report["meter"]["power_w"] == 1350.0
         assert [p["power_w"] for p in report["meter"]["phases"]] == [1200.0, -300.0, 450.0]
@@ -161,13 +150,10 @@ async def test_check_json_has_the_documented_fields_and_exit_codes(tmp_path: Pat
             assert key in report["charger"]
         assert report["charger"]["force_1_phase"] is False
         assert isinstance(report["charger"]["power_w"], float)
-        assert TOKEN not in out.decode()
+        assert TOKEN not in out
         await meter.stop()
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, *args, env=env(), stdout=asyncio.subprocess.PIPE
-        )
-        out, _ = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode == 1
+        code, out, _ = await command(*args)
+    assert code == 1
     failed = json.loads(out)
     assert failed["ok"] is False
     assert "cannot connect" in failed["meter"]["error"]
@@ -182,17 +168,7 @@ async def test_check_fails_on_a_read_only_api_unless_the_config_only_reads(tmp_p
         for dry_run, code in (("false", 1), ("true", 0)):
             cfg = config(tmp_path / "config.toml", meter.port, charger.url)
             cfg.write_text(cfg.read_text().replace("[control]\n", f"[control]\ndry_run = {dry_run}\n"))
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "controller",
-                "check",
-                "-c",
-                str(cfg),
-                env=env(),
-                stdout=asyncio.subprocess.PIPE,
-            )
-            out, _ = await asyncio.wait_for(proc.communicate(), 30)
-            assert proc.returncode == code, out.decode()
+            code_seen, out, _ = await command("check", "-c", str(cfg))
+            assert code_seen == code, out
             if code:
-                assert "ReadOnly" in out.decode()
+                assert "ReadOnly" in out
