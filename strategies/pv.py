@@ -170,9 +170,11 @@ class Pv:
         if self.phases == 1:
             self.down_since = None
             # 3 phases over 1: the sun 1 phase cannot take, less the grid draw of the 3-phase minimum
-            sun = min(surplus, 3 * one_max) - min(surplus, one_max)
-            grid = max(three_min - max(surplus, one_min), 0.0)
-            self.up_wh = max(0.0, self.up_wh + (sun - grid) * dt / 3600)
+            # (nothing to count while 1 phase takes it all and nothing is counted yet: most cycles)
+            if surplus > one_max or self.up_wh > 0.0:
+                sun = min(surplus, 3 * one_max) - min(surplus, one_max)
+                grid = max(three_min - max(surplus, one_min), 0.0)
+                self.up_wh = max(0.0, self.up_wh + (sun - grid) * dt / 3600)
             above = surplus >= three_min + p.phase_margin_w
             if above:
                 self.up_since = self.up_since if self.up_since is not None else now
