@@ -121,7 +121,7 @@ def apply(
             memory.switching_up,
         )
 
-    phases, switching_up, switched = _choose_phases(decision, state, memory, pauses, notes)
+    phases, switching_up, switched = _choose_phases(decision, state, current_phases, memory, pauses, notes)
     if switching_up:
         notes.append("1→3 switch: pausing first")
         return _finish(
@@ -188,12 +188,13 @@ def _was_running(state: SiteState, memory: SafetyMemory) -> bool:
 def _choose_phases(
     decision: Decision,
     state: SiteState,
+    current: int,
     memory: SafetyMemory,
     pauses: tuple[float, ...],
     notes: list[str],
 ) -> tuple[int, bool, bool]:
-    """(phases to command, whether to pause first for a 1→3 switch, whether a switch happens now)."""
-    current = state.active_phases()
+    """(phases to command, whether to pause first for a 1→3 switch, whether a switch happens now),
+    from the `current` phase mode of the charger."""
     if not state.info.can_switch_phases():
         return state.info.phase_count, False, False
     wanted = 3 if decision.phases >= 3 else 1
