@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import ClassVar, Protocol, cast
 
 from pydantic import BaseModel, ValidationError
@@ -80,15 +80,19 @@ def _checked(cls: object, target: str, name: str) -> StrategyClass:
 def _load_entry_point(name: str) -> StrategyClass | None:
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name == name:
-            try:
-                loaded = ep.load()
-            except Exception as exc:  # a broken plugin gets an error naming it, not a traceback
-                raise StrategyError(
-                    f"strategy.name = {name!r}: the entry point {ep.value!r} of the installed plugin "
-                    f"cannot be loaded ({type(exc).__name__}: {exc})"
-                ) from exc
-            return _checked(loaded, ep.value, name)
+            return _load(ep)
     return None
+
+
+def _load(ep: EntryPoint) -> StrategyClass:
+    try:
+        loaded = ep.load()
+    except Exception as exc:  # a broken plugin gets an error naming it, not a traceback
+        raise StrategyError(
+            f"strategy.name = {ep.name!r}: the entry point {ep.value!r} of the installed plugin "
+            f"cannot be loaded ({type(exc).__name__}: {exc})"
+        ) from exc
+    return _checked(loaded, ep.value, ep.name)
 
 
 def resolve(name: str) -> StrategyClass:
@@ -109,7 +113,7 @@ def available() -> dict[str, StrategyClass | StrategyError]:
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name not in found:
             try:
-                found[ep.name] = resolve(ep.name)
+                found[ep.name] = _load(ep)
             except StrategyError as exc:
                 found[ep.name] = exc
     return found

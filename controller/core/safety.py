@@ -121,7 +121,10 @@ def apply(
             memory.switching_up,
         )
 
-    phases, switching_up, switched = _choose_phases(decision, state, current_phases, memory, pauses, notes)
+    wanted = 3 if decision.phases >= 3 else 1
+    phases, switching_up, switched = _choose_phases(
+        decision, wanted, state, current_phases, memory, pauses, notes
+    )
     if switching_up:
         notes.append("1→3 switch: pausing first")
         return _finish(
@@ -129,7 +132,6 @@ def apply(
         )
 
     target = decision.current_a
-    wanted = 3 if decision.phases >= 3 else 1
     if target > 0 and phases != wanted and state.info.can_switch_phases():
         # The current is per phase of the mode the strategy asked for; while a switch is held back
         # the same power is the same amps × phases on the mode in use. (A charger that cannot switch
@@ -187,6 +189,7 @@ def _was_running(state: SiteState, memory: SafetyMemory) -> bool:
 
 def _choose_phases(
     decision: Decision,
+    wanted: int,
     state: SiteState,
     current: int,
     memory: SafetyMemory,
@@ -194,10 +197,9 @@ def _choose_phases(
     notes: list[str],
 ) -> tuple[int, bool, bool]:
     """(phases to command, whether to pause first for a 1→3 switch, whether a switch happens now),
-    from the `current` phase mode of the charger."""
+    from the phase mode the strategy `wanted` and the `current` one of the charger."""
     if not state.info.can_switch_phases():
         return state.info.phase_count, False, False
-    wanted = 3 if decision.phases >= 3 else 1
     if wanted == current:
         return current, False, False
     limits = state.limits

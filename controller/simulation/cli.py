@@ -131,9 +131,11 @@ def handle(args: argparse.Namespace) -> int:
         interval_s=setup.interval_s, plug_in=plug_in, plug_out=plug_out, timezone=setup.timezone
     )
     names = args.strategy or [setup.strategy]
-    for name in names:  # all of them before the first run, so that a typo in the last costs nothing
+    # the config's parameters go to the config's strategy only
+    params_of = {name: setup.params if name == setup.strategy else {} for name in names}
+    for name, params in params_of.items():  # all before the first run: a typo in the last costs nothing
         try:
-            load_strategy(name, setup.params if name == setup.strategy else {})
+            load_strategy(name, params)
         except StrategyError as exc:
             return _fail(str(exc))
     for flag, target, is_dir in (
@@ -158,31 +160,26 @@ def handle(args: argparse.Namespace) -> int:
     total_s = sum(t.end - t.start for t in traces) * len(names)
     bar = ProgressBar(total_s, label="simulate")
     results = []
-    try:
-        for name in names:
-            params = setup.params if name == setup.strategy else {}
-            for trace in traces:
-                done = bar.done
-                span = trace.end - trace.start
+    for name in names:
+        for trace in traces:
+            done = bar.done
+            span = trace.end - trace.start
 
-                def report(fraction: float, done: float = done, span: float = span) -> None:
-                    bar.update(done + fraction * span)
+            def report(fraction: float, done: float = done, span: float = span) -> None:
+                bar.update(done + fraction * span)
 
-                results.append(
-                    simulate_trace(
-                        trace,
-                        name,
-                        params,
-                        setup.limits,
-                        settings,
-                        info=ChargerInfo(3, True),
-                        progress=report,
-                    )
+            results.append(
+                simulate_trace(
+                    trace,
+                    name,
+                    params_of[name],
+                    setup.limits,
+                    settings,
+                    info=ChargerInfo(3, True),
+                    progress=report,
                 )
-                bar.done = done + span
-    except StrategyError as exc:
-        bar.finish()
-        return _fail(str(exc))
+            )
+            bar.done = done + span
     bar.finish()
 
     print(summary_text(results))
