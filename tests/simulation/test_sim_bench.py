@@ -34,16 +34,19 @@ def _one_day_folder(tmp_path: Path, *, pv_w: float) -> Path:
     return folder
 
 
+def _bench_on_one_day(tmp_path: Path, pv_w: float, *names: str) -> str:
+    """RESULTS.md of the bench run with these strategies on one day of `pv_w` sun."""
+    folder = _one_day_folder(tmp_path, pv_w=pv_w)
+    out = tmp_path / "RESULTS.md"
+    assert _bench().main([str(folder), "--out", str(out), *(f"--strategy={n}" for n in names)]) == 0
+    return out.read_text()
+
+
 def test_bench_writes_results_and_reports_a_missing_strategy(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    folder = _one_day_folder(tmp_path, pv_w=3000)
     monkeypatch.setitem(strategies.BUILTINS, "missing", "strategies.not_there:Nope")
-    out = tmp_path / "RESULTS.md"
-    bench = _bench()
-    code = bench.main([str(folder), "--out", str(out), "--strategy", "off", "--strategy", "missing"])
-    assert code == 0
-    text = out.read_text()
+    text = _bench_on_one_day(tmp_path, 3000, "off", "missing")
     assert "## one-day.csv" in text
     assert "| off |" in text
     assert "`missing`: strategy.name = 'missing': cannot import 'strategies.not_there'" in text
@@ -57,11 +60,7 @@ def test_bench_without_traces_says_so(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_bench_holds_pv_against_both_evcc_rows(tmp_path: Path) -> None:
-    folder = _one_day_folder(tmp_path, pv_w=6000)
-    out = tmp_path / "RESULTS.md"
-    code = _bench().main([str(folder), "--out", str(out), "--strategy", "pv", "--strategy", "evcc-default"])
-    assert code == 0
-    text = out.read_text()
+    text = _bench_on_one_day(tmp_path, 6000, "pv", "evcc-default")
     assert "| evcc-default, evcc's switching |" in text
     assert "Reference check — `evcc-default, evcc's switching`" in text
     assert "| fewer pauses/day than evcc-default (same safety layer) |" in text
