@@ -8,8 +8,9 @@ because the simulator holds the last value across them.
 Format: a header, then one row per sample.
 
 - `timestamp`: ISO 8601 (`2016-06-01T00:00:00Z`, any UTC offset; no offset means UTC) or Unix seconds.
-- `pv_w`: PV AC output in W. Small negative values (inverter standby at night) are read as 0.
-- `house_w`: household consumption without the car, in W.
+- `pv_w`: PV AC output in W. Small negative values (inverter standby at night) are read as 0; a value
+  below −`STANDBY_W` is a flipped sign or a grid-power column, and an error.
+- `house_w`: household consumption without the car, in W; the same rule for negative values.
 - optional `house_l1_w`, `house_l2_w`, `house_l3_w` and/or `pv_l1_w`, `pv_l2_w`, `pv_l3_w`: the split
   over the grid phases. Without them, house and PV are split evenly over three phases. When the
   per-phase house columns are present `house_w` may be left out (it is their sum); when both are
@@ -43,6 +44,9 @@ GAP_FACTOR = 1.5
 MAX_POWER_W = 10e6
 """A value beyond this is a unit mistake (mW, say), not a household or its PV."""
 LAST_UNIX_S = 32_503_680_000.0
+STANDBY_W = 100.0
+"""A PV inverter at night or a noisy house meter reads a few watts below zero; more than this below is
+not standby but a column with the wrong sign (or grid power, which is negative while exporting)."""
 """3000-01-01: Unix seconds beyond it are milliseconds, or not a time at all."""
 SPLIT_TOLERANCE_W = 1.0
 """How far `house_w` may differ from the sum of the per-phase columns (rounding in the source)."""
@@ -234,7 +238,9 @@ def parse_rows(rows: Iterator[list[str]] | Sequence[list[str]], source: str = "t
                 f"{source}: row {row_number}, column 'timestamp': time {word} the previous row "
                 f"({row[ts_col].strip()!r} after {_iso(times[-1])})"
             )
-        pv_total = max(_number(row, pv_col, "pv_w", source, row_number), 0.0)
+        pv_total = _consumption_or_output(
+            _number(row, pv_col, "pv_w", source, row_number), "pv_w", source, row_number
+        )
         if has_phase_house:
             parts = [
                 _number(row, col, name, source, row_number)
@@ -251,11 +257,15 @@ def parse_rows(rows: Iterator[list[str]] | Sequence[list[str]], source: str = "t
             else:
                 total = phase_sum
             house_split.append(_fractions(parts, phase_sum))
+            summed = "house_w" if house_col is not None else "house_l1_w+house_l2_w+house_l3_w"
+            total = _consumption_or_output(total, summed, source, row_number)
         else:
-            total = _number(row, columns["house_w"], "house_w", source, row_number)
+            total = _consumption_or_output(
+                _number(row, columns["house_w"], "house_w", source, row_number), "house_w", source, row_number
+            )
         if has_phase_pv:
             parts = [
-                max(_number(row, col, name, source, row_number), 0.0)
+                _consumption_or_output(_number(row, col, name, source, row_number), name, source, row_number)
                 for col, name in zip(pv_phase_cols, PHASE_PV, strict=True)
             ]
             pv_split.append(_fractions(parts, sum(parts)))
@@ -308,6 +318,17 @@ def _number(row: list[str], col: int, name: str, source: str, row_number: int) -
             f"system's power (more than {MAX_POWER_W / 1e6:g} MW); is the column in mW?"
         )
     return value
+
+
+def _consumption_or_output(value: float, name: str, source: str, row_number: int) -> float:
+    """PV output and house consumption are never negative; standby noise reads as 0."""
+    if value < -STANDBY_W:
+        what = "PV output" if name.startswith("pv") else "house consumption"
+        raise TraceError(
+            f"{source}: row {row_number}, column {name!r}: {value:g} W, but {what} cannot be negative "
+            f"(beyond {STANDBY_W:g} W of standby); is the sign flipped, or is this the grid power?"
+        )
+    return max(value, 0.0)
 
 
 def _timestamp(text: str, source: str, row_number: int) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import re
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,20 @@ def test_unreadable_file_is_a_trace_error(tmp_path: Path) -> None:
     binary.write_bytes(b"\xff\xfe\x00\x81")
     with pytest.raises(TraceError, match="not a UTF-8"):
         read_trace(binary)
+
+
+@pytest.mark.parametrize(
+    ("text", "column"),
+    [
+        ("timestamp,pv_w,house_w\n0,1000,200\n60,-3200,250\n", "pv_w"),
+        ("timestamp,pv_w,house_w\n0,1000,200\n60,1000,-1500\n", "house_w"),
+        ("timestamp,pv_w,house_l1_w,house_l2_w,house_l3_w\n0,1,-900,100,100\n", "house_l1_w+house_l2_w"),
+    ],
+)
+def test_a_flipped_sign_is_an_error_naming_row_and_column(text: str, column: str) -> None:
+    with pytest.raises(TraceError, match=rf"row \d, column '{re.escape(column)}.*sign flipped"):
+        parse_text(text)
+
+
+def test_standby_noise_below_zero_reads_as_zero_for_the_house_too() -> None:
+    assert parse_text("timestamp,pv_w,house_w\n0,0,-20\n").house_w == [0.0]
