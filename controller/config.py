@@ -8,6 +8,7 @@ prints it and exits with status 2.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +31,8 @@ from controller.meter.settings import MeterSettings
 ENV_CONFIG = "PEBLAR_SURPLUS_CONFIG"
 ENV_TOKEN = "PEBLAR_SURPLUS_TOKEN"  # noqa: S105 - the variable's name, not a secret
 SYSTEM_CONFIG = Path("/etc/peblar-surplus/config.toml")
+TOKEN_LIKE = re.compile(r"[A-Za-z0-9_+=-]{32,}")
+"""A Peblar token is 64 letters and digits; a run of 32 or more in an error message is taken for one."""
 
 
 class ConfigError(Exception):
@@ -86,6 +89,11 @@ class ChargerConfig(_Table):
             raise ValueError(f"{value!r} names no host; {example}")
         if parts.path.rstrip("/").startswith("/api"):
             raise ValueError(f"{value!r}: give only the charger's address, the API path is added; {example}")
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError(
+                f"{value!r}: give only the charger's address; the token goes into token or token_file, "
+                f"not into the URL; {example}"
+            )
         return value.rstrip("/")
 
     @field_validator("phase_rotation")
@@ -128,7 +136,9 @@ class ChargerConfig(_Table):
             try:
                 return path.read_text(encoding="utf-8").strip()
             except OSError as exc:
-                raise ConfigError(f"charger.token_file: cannot read {path} ({exc.strerror})") from exc
+                raise ConfigError(
+                    redacted(f"charger.token_file: cannot read {path} ({exc.strerror})")
+                ) from exc
         raise ConfigError(
             f"charger.token: no API token; set token or token_file in [charger], or ${ENV_TOKEN} "
             "(the token is on the charger's web UI, Settings > Advanced)"
@@ -259,10 +269,19 @@ def describe_error(exc: ValidationError) -> str:
 
     All of them, so that a config with three typos takes one round trip to fix rather than three.
     """
-    problems = [_describe_problem(error) for error in exc.errors()]
+    problems = [redacted(_describe_problem(error)) for error in exc.errors()]
     if len(problems) == 1:
         return problems[0]
     return f"{problems[0]}; and {len(problems) - 1} more: " + "; ".join(problems[1:])
+
+
+def redacted(message: str) -> str:
+    """The message with anything that looks like an API token hidden.
+
+    Users paste the token into the wrong key (`url`, `token_file`, the meter's host); the error about
+    that key must not copy it into the terminal or the journal.
+    """
+    return TOKEN_LIKE.sub("<hidden: looks like an API token>", message)
 
 
 def _describe_problem(error: Any) -> str:

@@ -163,6 +163,7 @@ def test_cli_exits_2_with_one_line_and_no_traceback(tmp_path: Path, command: str
         ("http://[::1", "not a valid URL"),
         ("http://", "names no host"),
         ("http://192.168.1.50/api/wlac/v1", "the API path is added"),
+        ("http://user:pw@192.168.1.50", "not into the URL"),
     ],
 )
 def test_a_charger_url_that_cannot_work_is_named(url: str, hint: str) -> None:
@@ -177,6 +178,28 @@ def test_a_token_no_http_header_can_carry_is_refused_without_showing_it(token: s
     with pytest.raises(ConfigError, match="charger.token: contains") as err:
         cfg.charger.resolved_token()
     assert "SECR" not in str(err.value)
+
+
+TOKEN_64 = "3f9a" * 16
+
+
+@pytest.mark.parametrize(
+    "charger",
+    [
+        {"url": TOKEN_64, "token": "x"},
+        {"url": f"http://192.168.1.50/?token={TOKEN_64}", "token": "x"},
+        {"url": "http://c", "token_file": TOKEN_64},
+    ],
+)
+def test_a_token_pasted_into_the_wrong_key_is_not_shown(
+    charger: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PEBLAR_SURPLUS_TOKEN", raising=False)
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    with pytest.raises(ConfigError, match=r"charger\.(url|token_file)") as err:
+        parse({"meter": {"preset": "sdm630", "host": "h"}, "charger": charger}).charger.resolved_token()
+    assert TOKEN_64 not in str(err.value)
+    assert "3f9a3f9a" not in str(err.value)
 
 
 def test_a_config_that_is_not_utf8_text_is_named(tmp_path: Path) -> None:
