@@ -34,13 +34,6 @@ SITE_STEP_S = 0.02
 DEMO_INTERVAL_S = 10.0
 
 
-class _SkipNotice(logging.Filter):
-    """At demo speed a cycle now and then outlasts the interval; APScheduler's notice is noise here."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "maximum number of running instances" not in record.getMessage()
-
-
 def bundled_trace() -> Path:
     return Path(str(resources.files("controller") / "data" / "demo-trace.csv.gz"))
 
@@ -80,8 +73,6 @@ class Tally:
 
 
 async def run_demo(*, seconds: float = 60.0, strategy: str = "pv", trace_path: Path | None = None) -> int:
-    logging.getLogger("apscheduler.scheduler").addFilter(_SkipNotice())
-    logging.getLogger("apscheduler.executors.default").addFilter(_SkipNotice())
     trace = read_trace(trace_path or bundled_trace())
     start, end = daylight_window(trace)
     speed = (end - start) / seconds

@@ -137,15 +137,25 @@ async def _serve(cfg: Config, controller: Controller, options: RunOptions, *, pr
 
     running = asyncio.Lock()
     stopping = False
+    interval_s = options.interval_s or cfg.control.interval_s
 
     async def cycle() -> None:
         if stopping:
             return
+        began = loop.time()
         try:
             async with running:
                 await _one_cycle()
         except asyncio.CancelledError:  # the loop closing under a cycle in flight at shutdown
             log.debug("control cycle cancelled by shutdown")
+            return
+        took = loop.time() - began
+        if took > interval_s:
+            log.info(
+                "cycle took %.1f s, longer than interval_s %g s: the ticks in between were skipped",
+                took,
+                interval_s,
+            )
 
     async def _one_cycle() -> None:
         nonlocal probed
@@ -172,7 +182,7 @@ async def _serve(cfg: Config, controller: Controller, options: RunOptions, *, pr
 
     scheduler = sched.build(
         cycle,
-        interval_s=options.interval_s or cfg.control.interval_s,
+        interval_s=interval_s,
         rules=cfg.schedule,
         on_rule=switch,
         timezone=ZoneInfo(cfg.site.timezone),

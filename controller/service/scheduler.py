@@ -1,7 +1,8 @@
 """The daemon's loop: an APScheduler interval job for the cycle, cron jobs for strategy switches.
 
 `max_instances=1` and `coalesce=True` mean a slow cycle (a charger timing out) delays the next one
-instead of stacking cycles on top of each other.
+instead of stacking cycles on top of each other. APScheduler warns once for every tick it skips that
+way; the daemon says it once per slow cycle instead, with its duration (see `daemon._serve`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,14 @@ log = logging.getLogger("peblar_surplus")
 CYCLE_JOB = "cycle"
 
 
+class _SkippedTicks(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances" not in record.getMessage()
+
+
+_SKIPPED_TICKS = _SkippedTicks()
+
+
 def cron_trigger(rule: ScheduleRule, timezone: tzinfo) -> CronTrigger:
     minute, hour, day, month, day_of_week = rule.cron.split()
     return CronTrigger(
@@ -38,6 +47,8 @@ def build(
     timezone: tzinfo,
 ) -> AsyncIOScheduler:
     """A scheduler with the cycle job (first run at once) and one cron job per `[[schedule]]` rule."""
+    for name in ("apscheduler.scheduler", "apscheduler.executors.default"):
+        logging.getLogger(name).addFilter(_SKIPPED_TICKS)  # the same object is added once
     scheduler = AsyncIOScheduler(timezone=timezone)
     scheduler.add_job(
         cycle,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -66,40 +68,104 @@ async def command(*args: str) -> tuple[int, str, str]:
     return proc.returncode, out.decode(), err.decode()
 
 
+async def start_daemon(cfg: Path, **extra_env: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "controller",
+        "run",
+        "-c",
+        str(cfg),
+        env={**env(), **extra_env},
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def read_until(proc: asyncio.subprocess.Process, text: str) -> str:
+    """The daemon's log up to and including the first line containing `text` (at most 30 s)."""
+    assert proc.stderr is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 30
+    while not lines or text not in lines[-1]:
+        assert time.monotonic() < deadline, f"no {text!r} in:\n" + "".join(lines)
+        line = (await asyncio.wait_for(proc.stderr.readline(), 30)).decode()
+        assert line, "".join(lines)
+        lines.append(line)
+    return "".join(lines)
+
+
+async def stop_daemon(proc: asyncio.subprocess.Process) -> tuple[int, str]:
+    assert proc.stderr is not None
+    proc.send_signal(signal.SIGTERM)
+    rest = await asyncio.wait_for(proc.stderr.read(), 10)
+    return await proc.wait(), rest.decode()
+
+
 async def test_sigterm_writes_the_exit_state_and_exits(tmp_path: Path) -> None:
     async with PeblarEmulator(SystemClock(), token=TOKEN) as charger, MeterEmulator("sdm630") as meter:
         meter.set_values(phase_power_w=(500.0, 500.0, 500.0))
-        cfg = config(tmp_path / "config.toml", meter.port, charger.url)
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "controller",
-            "run",
-            "-c",
-            str(cfg),
-            env=env(),
-            stderr=asyncio.subprocess.PIPE,
-        )
-        assert proc.stderr is not None
-        lines = []
-        while True:
-            line = (await asyncio.wait_for(proc.stderr.readline(), 30)).decode()
-            lines.append(line)
-            assert line, "".join(lines)
-            if "grid=" in line:
-                break
+        proc = await start_daemon(config(tmp_path / "config.toml", meter.port, charger.url))
+        output = await read_until(proc, "grid=")
         assert charger.model.rest_limit_ma == 16000
         sent = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        rest = await asyncio.wait_for(proc.stderr.read(), 10)
-        code = await proc.wait()
+        code, rest = await stop_daemon(proc)
         elapsed = time.monotonic() - sent
-    output = "".join(lines) + rest.decode()
+    output += rest
     assert code == 0, output
     assert elapsed < 5.0
     assert charger.write_log[-1][1] == {"ChargeCurrentLimit": 0}
     assert "exit: wrote pause state" in output
     assert TOKEN not in output
+
+
+async def test_systemd_hears_ready_watchdog_and_stopping(tmp_path: Path) -> None:
+    """What `Type=notify` and `WatchdogSec=` in the unit file rely on, over a real notify socket."""
+    address = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as systemd:
+        systemd.bind(address)
+        systemd.setblocking(False)
+        loop = asyncio.get_running_loop()
+        heard: list[str] = []
+
+        async def hear(message: str) -> None:
+            while message not in heard:
+                heard.append((await asyncio.wait_for(loop.sock_recv(systemd, 4096), 30)).decode())
+
+        def drain() -> int:
+            with contextlib.suppress(BlockingIOError):
+                while True:
+                    heard.append(systemd.recv(4096).decode())
+            return heard.count("WATCHDOG=1")
+
+        async with PeblarEmulator(SystemClock(), token=TOKEN) as charger, MeterEmulator("sdm630") as meter:
+            meter.set_values(phase_power_w=(500.0, 500.0, 500.0))
+            cfg = config(tmp_path / "config.toml", meter.port, charger.url)
+            proc = await start_daemon(cfg, NOTIFY_SOCKET=address)
+            await hear("READY=1")
+            await hear("WATCHDOG=1")
+            charger.faults.status_count = 10**6  # the charger answers 500 from now on
+            await read_until(proc, "charger unreachable")
+            pings = drain()
+            await read_until(proc, "charger unreachable")
+            pings_while_failing = drain() - pings
+            code, _ = await stop_daemon(proc)
+            await hear("STOPPING=1")
+    assert code == 0
+    assert heard.index("READY=1") < heard.index("WATCHDOG=1")
+    assert pings_while_failing == 0  # so systemd restarts a daemon that has lost its charger
+
+
+async def test_a_slow_charger_gives_one_line_per_slow_cycle(tmp_path: Path) -> None:
+    async with PeblarEmulator(SystemClock(), token=TOKEN) as charger, MeterEmulator("sdm630") as meter:
+        meter.set_values(phase_power_w=(500.0, 500.0, 500.0))
+        charger.faults.delay_s = 0.7  # every request; a cycle makes at least two, the interval is 1 s
+        proc = await start_daemon(config(tmp_path / "config.toml", meter.port, charger.url))
+        output = await read_until(proc, "grid=")
+        output += await read_until(proc, "longer than interval_s 1 s")
+        output += await read_until(proc, "grid=")
+        code, rest = await stop_daemon(proc)
+    assert code == 0, output + rest
+    assert "maximum number of running instances" not in output + rest
 
 
 async def test_schedule_rule_chooses_the_strategy_at_start(tmp_path: Path) -> None:
