@@ -81,10 +81,14 @@ class ChargerModel:
         return self._winner()[1]
 
     def _winner(self) -> tuple[int, str]:
-        candidates = [(self.rest_limit_ma, "Local REST API"), (self.hw_max_ma, "Hardware limitation")]
-        if self.installation_limit_ma is not None:
-            candidates.append((self.installation_limit_ma, "Installation limit"))
-        return min(candidates, key=lambda c: c[0])
+        """The lowest limit and its source; on a tie the REST limit wins, as the charger reports it."""
+        limit, source = self.rest_limit_ma, "Local REST API"
+        if self.hw_max_ma < limit:
+            limit, source = self.hw_max_ma, "Hardware limitation"
+        installation = self.installation_limit_ma
+        if installation is not None and installation < limit:
+            limit, source = installation, "Installation limit"
+        return limit, source
 
     def active_phases(self) -> int:
         if self.phase_count == 1 or self.car.phases == 1 or self.force_1_phase:

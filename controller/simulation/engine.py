@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import strategies
 from controller.core import control
+from controller.core.commands import NOTHING
 from controller.core.state import (
     ChargerInfo,
     ChargerReading,
@@ -283,6 +284,9 @@ def _run(
     phase_readings: tuple[PhaseReading, ...] = ()
     limit_key: int | None = None
     limit_actual, limit_source = 0, ""
+    model_unchanged = False
+    currents: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    car_w, cp_state = 0.0, ""
 
     timeline: list[Cycle] = []
     compute: list[float] = []
@@ -294,11 +298,14 @@ def _run(
     k = 0
     t = start
     while t < end - 1e-9:
-        t_next = min(start + (k + 1) * interval, end)
+        # Comparisons instead of min()/max() in this loop: a builtin call costs more than the arithmetic.
+        t_next = start + (k + 1) * interval
+        t_next = t_next if t_next < end else end
         # --- the controller's view at t ---
         if plug_t <= t + 1e-9:
             connected, next_plug = _plug(model, plug_events, next_plug, t, connected, settings)
             plug_t = plug_events[next_plug][0]
+            model_unchanged = False
             if connected:
                 oracle_room_wh = session_wh
         if connected:  # unplugged, the model cannot change: let it catch up lazily on the next write
@@ -306,7 +313,11 @@ def _run(
         while next_row_t <= t + 1e-9:
             row_i += 1
             next_row_t = times[row_i + 1] if row_i + 1 < n_rows else math.inf
-        currents = model.phase_currents_a()
+        if not model_unchanged:  # else the last cycle's currents, power and CP state still hold
+            currents = model.phase_currents_a()
+            car_w = model.power_w()
+            cp_state = model.cp_state()
+            model_unchanged = not connected
         if start + meter_k * meter_every <= t + 1e-9:
             meter_p = _grid_phases(base[row_i], currents, rotation, volts) if currents[0] else base[row_i]
             meter_k = math.floor((t - start) / meter_every + 1e-9) + 1
@@ -323,7 +334,6 @@ def _run(
         if model.rest_limit_ma != limit_key:  # the limit's winner only changes when we write
             limit_key = model.rest_limit_ma
             limit_actual, limit_source = model.limit_actual_ma(), model.limit_source()
-        car_w = model.power_w()
         reading = ChargerReading(
             t,  # time
             connected,  # vehicle_connected
@@ -334,7 +344,7 @@ def _run(
             model.force_1_phase,
             car_w,  # power_w
             currents,  # phase_currents_a
-            model.cp_state(),
+            cp_state,
         )
         healthy = DeviceHealth(t)  # last_ok
         state = SiteState(t, limits, info, grid, reading, healthy, healthy)
@@ -342,6 +352,8 @@ def _run(
         outcome, memory = step(state, strategy, memory)
         compute.append(perf() - c0)
         write = outcome.write
+        if write is not NOTHING:
+            model_unchanged = False
         if write.limit_ma is not None:
             model.set_limit(write.limit_ma, t)
         if write.force_1_phase is not None:
@@ -360,15 +372,18 @@ def _run(
                 if plug_t <= s + 1e-9:
                     connected, next_plug = _plug(model, plug_events, next_plug, s, connected, settings)
                     plug_t = plug_events[next_plug][0]
+                    model_unchanged = False
                     if connected:
                         oracle_room_wh = session_wh
                 while next_row_t <= s + 1e-9:
                     row_i += 1
                     next_row_t = times[row_i + 1] if row_i + 1 < n_rows else math.inf
-            s_next = min(t_next, next_row_t, plug_t)
+            s_next = t_next if t_next < next_row_t else next_row_t
+            s_next = s_next if s_next < plug_t else plug_t
             if not connected:  # the house and the PV alone: the most common segment, kept short
                 peak_w = idle_peak_w[row_i]
-                seg.peak_w = max(seg.peak_w, peak_w)
+                if peak_w > seg.peak_w:
+                    seg.peak_w = peak_w
                 if peak_w > fuse_w:
                     seg.over_s += s_next - s
                 sample_t = start + meter_k * meter_every
@@ -428,7 +443,7 @@ def _run(
                 grid.power_w,  # grid_w
                 outcome.command.limit_ma / 1000.0,  # target_a
                 1 if one_phase else 3,  # phases
-                write.describe() if write else "",  # command
+                "" if write is NOTHING else write.describe(),  # command
                 row_connected,  # connected
                 outcome.reason(),
                 seg.car_wh,
@@ -626,7 +641,7 @@ class _Segment:
         h = d / 3600.0
         self.car_wh += car_w * h
         if surplus_w >= 0.0:
-            solar_wh = min(car_w, surplus_w) * h
+            solar_wh = (car_w if car_w < surplus_w else surplus_w) * h
             self.solar_wh += solar_wh
             surplus_wh = surplus_w * h
             self.surplus_wh += surplus_wh
@@ -640,8 +655,11 @@ class _Segment:
                 p1 += car_phase_w
             if 2 in loaded:
                 p2 += car_phase_w
-        peak = max(abs(p0), abs(p1), abs(p2))
-        self.peak_w = max(self.peak_w, peak)
+        peak = abs(p0)
+        peak = peak if peak > abs(p1) else abs(p1)
+        peak = peak if peak > abs(p2) else abs(p2)
+        if peak > self.peak_w:
+            self.peak_w = peak
         if peak > fuse_w:
             self.over_s += d
         return (p0, p1, p2) if meter_t is not None else meter_p

@@ -278,7 +278,9 @@ def combine(blocks: Sequence[Metrics], *, compute_s: Sequence[float] = ()) -> Me
 def block(rows: Iterable[Cycle], *, main_fuse_a: float) -> Metrics:
     """Sum, count and maximise one stretch of the timeline (see the module docstring)."""
     m = Metrics(main_fuse_a=main_fuse_a)
-    car_wh = solar_wh = export_wh = surplus_wh = oracle_wh = plugged_s = 0.0
+    # Local sums, not attributes of `m`: this loop sees every cycle of a month twice.
+    car_wh = solar_wh = export_wh = surplus_wh = oracle_wh = plugged_s = over_s = peak_a = 0.0
+    commands = 0
     pause_times: list[float] = []
     open_pause: float | None = None
     previous: Cycle | None = None
@@ -288,12 +290,13 @@ def block(rows: Iterable[Cycle], *, main_fuse_a: float) -> Metrics:
         export_wh += row.export_wh
         surplus_wh += row.surplus_wh
         oracle_wh += row.oracle_wh
-        m.fuse_seconds_over += row.fuse_s_over
-        m.max_phase_current_a = max(m.max_phase_current_a, row.max_phase_a)
+        over_s += row.fuse_s_over
+        if row.max_phase_a > peak_a:
+            peak_a = row.max_phase_a
         if row.connected:
             plugged_s += row.dt_s
         if row.command:
-            m.commands += 1
+            commands += 1
         if previous is not None and row.connected and previous.connected:
             if previous.target_a >= MIN_SIGNAL_A and row.target_a <= 0.0:
                 pause_times.append(row.time)
@@ -309,6 +312,9 @@ def block(rows: Iterable[Cycle], *, main_fuse_a: float) -> Metrics:
         else:
             open_pause = None
         previous = row
+    m.fuse_seconds_over = over_s
+    m.max_phase_current_a = peak_a
+    m.commands = commands
     m.car_kwh = car_wh / 1000
     m.car_solar_kwh = solar_wh / 1000
     m.car_grid_kwh = max(car_wh - solar_wh, 0.0) / 1000
