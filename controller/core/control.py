@@ -85,13 +85,8 @@ def step(state: SiteState, strategy: Decider, memory: ControlMemory) -> tuple[Ou
         reassert_s=state.limits.reassert_s,
     )
     last_write = state.now if write else memory.last_write_s
-    outcome = Outcome(
-        decision=decision,
-        command=command,
-        write=write,
-        notes=tuple(notes),
-        surplus_w=surplus_w(state),
-    )
+    # Positionally, in field order: the simulator builds one of these per cycle, half a million a month.
+    outcome = Outcome(decision, command, write, tuple(notes) if notes else (), surplus_w(state))
     if safety_memory is memory.safety and last_write == memory.last_write_s:
         return outcome, memory
     return outcome, ControlMemory(safety_memory, last_write)
