@@ -44,10 +44,10 @@ GAP_FACTOR = 1.5
 MAX_POWER_W = 10e6
 """A value beyond this is a unit mistake (mW, say), not a household or its PV."""
 LAST_UNIX_S = 32_503_680_000.0
+"""3000-01-01: Unix seconds beyond it are milliseconds, or not a time at all."""
 STANDBY_W = 100.0
 """A PV inverter at night or a noisy house meter reads a few watts below zero; more than this below is
 not standby but a column with the wrong sign (or grid power, which is negative while exporting)."""
-"""3000-01-01: Unix seconds beyond it are milliseconds, or not a time at all."""
 SPLIT_TOLERANCE_W = 1.0
 """How far `house_w` may differ from the sum of the per-phase columns (rounding in the source)."""
 
@@ -242,11 +242,15 @@ def parse_rows(rows: Iterator[list[str]] | Sequence[list[str]], source: str = "t
             _number(row, pv_col, "pv_w", source, row_number), "pv_w", source, row_number
         )
         if has_phase_house:
-            parts = [
+            raw = [
                 _number(row, col, name, source, row_number)
                 for col, name in zip(house_phase_cols, PHASE_HOUSE, strict=True)
             ]
-            phase_sum = sum(parts)
+            parts = [
+                _consumption_or_output(value, name, source, row_number)
+                for value, name in zip(raw, PHASE_HOUSE, strict=True)
+            ]
+            phase_sum = sum(raw)
             if house_col is not None:
                 total = _number(row, house_col, "house_w", source, row_number)
                 if abs(total - phase_sum) > max(SPLIT_TOLERANCE_W, 0.01 * abs(total)):
@@ -256,7 +260,7 @@ def parse_rows(rows: Iterator[list[str]] | Sequence[list[str]], source: str = "t
                     )
             else:
                 total = phase_sum
-            house_split.append(_fractions(parts, phase_sum))
+            house_split.append(_fractions(parts, sum(parts)))
             summed = "house_w" if house_col is not None else "house_l1_w+house_l2_w+house_l3_w"
             total = _consumption_or_output(total, summed, source, row_number)
         else:
@@ -326,7 +330,8 @@ def _consumption_or_output(value: float, name: str, source: str, row_number: int
         what = "PV output" if name.startswith("pv") else "house consumption"
         raise TraceError(
             f"{source}: row {row_number}, column {name!r}: {value:g} W, but {what} cannot be negative "
-            f"(beyond {STANDBY_W:g} W of standby); is the sign flipped, or is this the grid power?"
+            f"(beyond {STANDBY_W:g} W of standby); is the sign flipped, or is this the grid power? "
+            "(A column computed as grid + pv − car: clip it at 0 first.)"
         )
     return max(value, 0.0)
 

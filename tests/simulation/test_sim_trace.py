@@ -108,7 +108,8 @@ def test_unreadable_file_is_a_trace_error(tmp_path: Path) -> None:
     [
         ("timestamp,pv_w,house_w\n0,1000,200\n60,-3200,250\n", "pv_w"),
         ("timestamp,pv_w,house_w\n0,1000,200\n60,1000,-1500\n", "house_w"),
-        ("timestamp,pv_w,house_l1_w,house_l2_w,house_l3_w\n0,1,-900,100,100\n", "house_l1_w+house_l2_w"),
+        ("timestamp,pv_w,house_l1_w,house_l2_w,house_l3_w\n0,1,-900,1000,1000\n", "house_l1_w"),
+        ("timestamp,pv_w,house_l1_w,house_l2_w,house_l3_w\n0,1,-90,-90,-90\n", "house_l1_w+house_l2_w"),
     ],
 )
 def test_a_flipped_sign_is_an_error_naming_row_and_column(text: str, column: str) -> None:
