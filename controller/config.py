@@ -31,8 +31,9 @@ from controller.meter.settings import MeterSettings
 ENV_CONFIG = "PEBLAR_SURPLUS_CONFIG"
 ENV_TOKEN = "PEBLAR_SURPLUS_TOKEN"  # noqa: S105 - the variable's name, not a secret
 SYSTEM_CONFIG = Path("/etc/peblar-surplus/config.toml")
-TOKEN_LIKE = re.compile(r"[A-Za-z0-9_+=-]{32,}")
-"""A Peblar token is 64 letters and digits; a run of 32 or more in an error message is taken for one."""
+TOKEN_LIKE = re.compile(r"[A-Za-z0-9_+=]{40,}")
+"""A Peblar token is 64 letters and digits; a run of 40 or more in an error message is taken for one.
+Not counting `-` or `.`, so the UUID of a mounted disk or a host name in a path stays readable."""
 
 
 class ConfigError(Exception):
@@ -89,7 +90,7 @@ class ChargerConfig(_Table):
             raise ValueError(f"{value!r} names no host; {example}")
         if parts.path.rstrip("/").startswith("/api"):
             raise ValueError(f"{value!r}: give only the charger's address, the API path is added; {example}")
-        if parts.query or parts.fragment or parts.username or parts.password:
+        if parts.query or parts.fragment or parts.username or parts.password or TOKEN_LIKE.search(parts.path):
             raise ValueError(
                 f"{value!r}: give only the charger's address; the token goes into token or token_file, "
                 f"not into the URL; {example}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from controller.meter.registers import RegisterMap
 
@@ -44,6 +44,22 @@ class MeterSettings(BaseModel):
         None, gt=0, description="readings beyond this are rejected as implausible (default: from the fuse)"
     )
     registers: RegisterMap | None = Field(None, description="the register table of the custom preset")
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str | None) -> str | None:
+        """A DNS label has at most 63 characters, so a pasted token or URL is caught here, not at connect."""
+        if value is None:
+            return None
+        value = value.strip()
+        if not value:
+            return None  # "required", said by _complete with the whole context
+        if any(c.isspace() or c in "/@" for c in value) or max(map(len, value.split("."))) > 63:
+            raise ValueError(
+                f"{value!r} is not a host name or IP address; give the meter's, inverter's or "
+                "gateway's address, e.g. 192.168.1.60"
+            )
+        return value
 
     @model_validator(mode="after")
     def _complete(self) -> MeterSettings:

@@ -189,6 +189,7 @@ TOKEN_64 = "3f9a" * 16
         {"url": TOKEN_64, "token": "x"},
         {"url": f"http://192.168.1.50/?token={TOKEN_64}", "token": "x"},
         {"url": "http://c", "token_file": TOKEN_64},
+        {"url": f"http://192.168.1.50/{TOKEN_64}", "token": "x"},
     ],
 )
 def test_a_token_pasted_into_the_wrong_key_is_not_shown(
@@ -200,6 +201,23 @@ def test_a_token_pasted_into_the_wrong_key_is_not_shown(
         parse({"meter": {"preset": "sdm630", "host": "h"}, "charger": charger}).charger.resolved_token()
     assert TOKEN_64 not in str(err.value)
     assert "3f9a3f9a" not in str(err.value)
+
+
+def test_a_token_pasted_into_the_meter_host_is_refused_without_showing_it() -> None:
+    with pytest.raises(ConfigError, match=r"meter\.host: .*not a host name") as err:
+        parse({"meter": {"preset": "sdm630", "host": TOKEN_64}, "charger": {"url": "http://c", "token": "x"}})
+    assert "3f9a3f9a" not in str(err.value)
+
+
+def test_redaction_leaves_a_disk_uuid_in_a_path_readable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PEBLAR_SURPLUS_TOKEN", raising=False)
+    path = "/media/0b5d1e2a-7c3f-4e9b-a1d2-2f6c8e4a7b10/peblar-token"
+    cfg = parse(
+        {"meter": {"preset": "sdm630", "host": "h"}, "charger": {"url": "http://c", "token_file": path}}
+    )
+    with pytest.raises(ConfigError) as err:
+        cfg.charger.resolved_token()
+    assert path in str(err.value)
 
 
 def test_a_config_that_is_not_utf8_text_is_named(tmp_path: Path) -> None:
