@@ -108,9 +108,13 @@ async def run_demo(*, seconds: float = 60.0, strategy: str = "pv", trace_path: P
         )
         site = asyncio.create_task(_site(trace, clock, model, meter_emulator, tally, end, stop))
         options = RunOptions(
-            clock=clock, interval_s=DEMO_INTERVAL_S / speed, stop=stop, on_cycle=_counter(tally)
+            clock=clock,
+            interval_s=DEMO_INTERVAL_S / speed,
+            stop=stop,
+            on_cycle=_counter(tally),
+            log_slow_cycles=False,
         )
-        code = await run(cfg, open_devices(cfg), options)
+        code = await run(cfg, open_devices(cfg, token=token), options)
         await site
     print(tally.summary(), file=sys.stderr)
     return code

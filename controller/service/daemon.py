@@ -52,16 +52,22 @@ class RunOptions:
     handle_signals: bool = True
     on_cycle: Callable[[CycleResult], None] | None = None
     """Called after every cycle (the demo's summary counts pauses and switches with it)."""
+    log_slow_cycles: bool = True
+    """Say when a cycle outlasts the interval; off for the demo, whose interval is a few milliseconds."""
 
 
-def open_devices(cfg: Config) -> Devices:
-    """The real meter and charger described by the config."""
+def open_devices(cfg: Config, *, token: str | None = None) -> Devices:
+    """The real meter and charger described by the config.
+
+    `token` overrides the config's token sources: the demo talks to its own emulator, and a
+    `$PEBLAR_SURPLUS_TOKEN` meant for the real charger must neither break it nor be sent there.
+    """
     from controller.charger.peblar.client import PeblarClient  # noqa: PLC0415 - keeps `check --help` light
     from controller.meter.modbus import ModbusMeter  # noqa: PLC0415
 
     charger = PeblarClient(
         cfg.charger.url,
-        cfg.charger.resolved_token(),
+        token if token is not None else cfg.charger.resolved_token(),
         timeout_s=cfg.charger.timeout_s,
         max_requests_per_s=cfg.charger.max_requests_per_s,
         max_current_ma=round(cfg.charger.max_current_a * 1000),
@@ -150,7 +156,7 @@ async def _serve(cfg: Config, controller: Controller, options: RunOptions, *, pr
             log.debug("control cycle cancelled by shutdown")
             return
         took = loop.time() - began
-        if took > interval_s:
+        if took > interval_s and options.log_slow_cycles:
             log.info(
                 "cycle took %.1f s, longer than interval_s %g s: the ticks in between were skipped",
                 took,
