@@ -10,6 +10,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from controller.clock import SystemClock
@@ -63,13 +64,20 @@ async def command(*args: str) -> tuple[int, str, str]:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+    finally:
+        if proc.returncode is None:  # timed out: leave no process behind
+            proc.kill()
+            await proc.wait()
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
 
 
-async def start_daemon(cfg: Path, **extra_env: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
+@contextlib.asynccontextmanager
+async def daemon(cfg: Path, **extra_env: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`peblar-surplus run -c CFG` as a process, killed at the end if a failing test left it running."""
+    proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "controller",
@@ -79,6 +87,12 @@ async def start_daemon(cfg: Path, **extra_env: str) -> asyncio.subprocess.Proces
         env={**env(), **extra_env},
         stderr=asyncio.subprocess.PIPE,
     )
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
 
 
 async def read_until(proc: asyncio.subprocess.Process, text: str) -> str:
@@ -104,12 +118,12 @@ async def stop_daemon(proc: asyncio.subprocess.Process) -> tuple[int, str]:
 async def test_sigterm_writes_the_exit_state_and_exits(tmp_path: Path) -> None:
     async with PeblarEmulator(SystemClock(), token=TOKEN) as charger, MeterEmulator("sdm630") as meter:
         meter.set_values(phase_power_w=(500.0, 500.0, 500.0))
-        proc = await start_daemon(config(tmp_path / "config.toml", meter.port, charger.url))
-        output = await read_until(proc, "grid=")
-        assert charger.model.rest_limit_ma == 16000
-        sent = time.monotonic()
-        code, rest = await stop_daemon(proc)
-        elapsed = time.monotonic() - sent
+        async with daemon(config(tmp_path / "config.toml", meter.port, charger.url)) as proc:
+            output = await read_until(proc, "grid=")
+            assert charger.model.rest_limit_ma == 16000
+            sent = time.monotonic()
+            code, rest = await stop_daemon(proc)
+            elapsed = time.monotonic() - sent
     output += rest
     assert code == 0, output
     assert elapsed < 5.0
@@ -141,16 +155,16 @@ async def test_systemd_hears_ready_watchdog_and_stopping(tmp_path: Path) -> None
         async with PeblarEmulator(SystemClock(), token=TOKEN) as charger, MeterEmulator("sdm630") as meter:
             meter.set_values(phase_power_w=(500.0, 500.0, 500.0))
             cfg = config(tmp_path / "config.toml", meter.port, charger.url)
-            proc = await start_daemon(cfg, NOTIFY_SOCKET="@" + name)
-            await hear("READY=1")
-            await hear("WATCHDOG=1")
-            charger.faults.status_count = 10**6  # the charger answers 500 from now on
-            await read_until(proc, "charger unreachable")
-            pings = drain()
-            await read_until(proc, "charger unreachable")
-            pings_while_failing = drain() - pings
-            code, _ = await stop_daemon(proc)
-            await hear("STOPPING=1")
+            async with daemon(cfg, NOTIFY_SOCKET="@" + name) as proc:
+                await hear("READY=1")
+                await hear("WATCHDOG=1")
+                charger.faults.status_count = 10**6  # the charger answers 500 from now on
+                await read_until(proc, "charger unreachable")
+                pings = drain()
+                await read_until(proc, "charger unreachable")
+                pings_while_failing = drain() - pings
+                code, _ = await stop_daemon(proc)
+                await hear("STOPPING=1")
     assert code == 0
     assert heard.index("READY=1") < heard.index("WATCHDOG=1")
     assert pings_while_failing == 0  # so systemd restarts a daemon that has lost its charger
@@ -160,11 +174,11 @@ async def test_a_slow_charger_gives_one_line_per_slow_cycle(tmp_path: Path) -> N
     async with PeblarEmulator(SystemClock(), token=TOKEN) as charger, MeterEmulator("sdm630") as meter:
         meter.set_values(phase_power_w=(500.0, 500.0, 500.0))
         charger.faults.delay_s = 0.7  # every request; a cycle makes at least two, the interval is 1 s
-        proc = await start_daemon(config(tmp_path / "config.toml", meter.port, charger.url))
-        output = await read_until(proc, "grid=")
-        between = await read_until(proc, "grid=")  # the whole of one slow cycle and its aftermath
-        output += between + await read_until(proc, "grid=")
-        code, rest = await stop_daemon(proc)
+        async with daemon(config(tmp_path / "config.toml", meter.port, charger.url)) as proc:
+            output = await read_until(proc, "grid=")
+            between = await read_until(proc, "grid=")  # the whole of one slow cycle and its aftermath
+            output += between + await read_until(proc, "grid=")
+            code, rest = await stop_daemon(proc)
     assert code == 0, output + rest
     assert between.count("longer than interval_s 1 s") == 1, between
     assert "maximum number of running instances" not in output + rest
