@@ -86,7 +86,7 @@ class ChargerConfig(_Table):
             port = parts.port  # raises for a port outside 0–65535
         except ValueError as exc:
             raise ValueError(f"{value!r} is not a valid URL ({exc}); {example}") from None
-        if not parts.hostname or port == 0:
+        if not parts.hostname or port == 0 or max(map(len, parts.hostname.split("."))) > 63:
             raise ValueError(f"{value!r} names no host; {example}")
         if parts.path.rstrip("/").startswith("/api"):
             raise ValueError(f"{value!r}: give only the charger's address, the API path is added; {example}")

@@ -54,6 +54,10 @@ class MeterSettings(BaseModel):
         value = value.strip()
         if not value:
             return None  # "required", said by _complete with the whole context
+        if value.startswith("[") and value.endswith("]"):
+            value = value[1:-1]  # an IPv6 literal as written in a URL
+        if value.count(":") == 1:
+            raise ValueError(f"{value!r}: give the port as meter.port, not after the host")
         if any(c.isspace() or c in "/@" for c in value) or max(map(len, value.split("."))) > 63:
             raise ValueError(
                 f"{value!r} is not a host name or IP address; give the meter's, inverter's or "

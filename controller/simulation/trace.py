@@ -330,8 +330,13 @@ def _consumption_or_output(value: float, name: str, source: str, row_number: int
         what = "PV output" if name.startswith("pv") else "house consumption"
         raise TraceError(
             f"{source}: row {row_number}, column {name!r}: {value:g} W, but {what} cannot be negative "
-            f"(beyond {STANDBY_W:g} W of standby); is the sign flipped, or is this the grid power? "
-            "(A column computed as grid + pv − car: clip it at 0 first.)"
+            f"(beyond {STANDBY_W:g} W of standby); is the sign flipped, or is this the grid power?"
+            + (
+                " (A house column computed as grid + pv − car: clip it at 0, and recompute house_w "
+                "from the clipped phases or leave it out.)"
+                if name.startswith("house")
+                else ""
+            )
         )
     return max(value, 0.0)
 

@@ -190,6 +190,7 @@ TOKEN_64 = "3f9a" * 16
         {"url": f"http://192.168.1.50/?token={TOKEN_64}", "token": "x"},
         {"url": "http://c", "token_file": TOKEN_64},
         {"url": f"http://192.168.1.50/{TOKEN_64}", "token": "x"},
+        {"url": f"http://{TOKEN_64}", "token": "x"},
     ],
 )
 def test_a_token_pasted_into_the_wrong_key_is_not_shown(
@@ -225,3 +226,15 @@ def test_a_config_that_is_not_utf8_text_is_named(tmp_path: Path) -> None:
     path.write_bytes(b'[meter]\nhost = "\xff\xfe"\n')
     with pytest.raises(ConfigError, match="not a text file in UTF-8"):
         load(path)
+
+
+@pytest.mark.parametrize(
+    ("host", "ok"), [("fe80::1", True), ("[fe80::1]", True), ("meter.lan", True), ("h:502", False)]
+)
+def test_meter_host_takes_ipv6_but_not_a_port(host: str, ok: bool) -> None:
+    raw = {"meter": {"preset": "sdm630", "host": host}, "charger": {"url": "http://c", "token": "x"}}
+    if ok:
+        assert parse(raw).meter.host == host.strip("[]")
+    else:
+        with pytest.raises(ConfigError, match="meter.port"):
+            parse(raw)
