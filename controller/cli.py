@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from controller import __version__
-from controller.config import ConfigError, find, load
+from controller.config import Config, ConfigError, find, load
 
 EXIT_OK, EXIT_DEVICE, EXIT_CONFIG, EXIT_REFUSED = 0, 1, 2, 3
 
@@ -82,13 +82,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
 
 
-def _run(args: argparse.Namespace) -> int:
-    from controller.service.daemon import RunOptions, StartupError, open_devices, run  # noqa: PLC0415
+def _usable_config(args: argparse.Namespace) -> Config:
+    """The config `run` and `check` act on: parsed, and its strategies and schedule rules loadable."""
     from controller.service.preflight import preflight  # noqa: PLC0415
 
     path = find(args.config)
     cfg = load(path)
     preflight(cfg, str(path))
+    return cfg
+
+
+def _run(args: argparse.Namespace) -> int:
+    from controller.service.daemon import RunOptions, StartupError, open_devices, run  # noqa: PLC0415
+
+    cfg = _usable_config(args)
 
     async def daemon() -> int:
         # pymodbus binds its client to the running loop, so the devices are made inside it.
@@ -103,11 +110,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     from controller.service.check import check  # noqa: PLC0415
-    from controller.service.preflight import preflight  # noqa: PLC0415
 
-    path = find(args.config)
-    cfg = load(path)
-    preflight(cfg, str(path))
+    cfg = _usable_config(args)
     report = asyncio.run(check(cfg))
     if args.json:
         print(json.dumps(report.as_json(), indent=2))
