@@ -9,7 +9,8 @@ held 3→1 mostly charges at the minimum current of the 3 phases still in use):
 2. phase mode: only what the charger can do, never faster than `min_phase_switch_interval_s`, and a
    1→3 switch while charging goes pause → switch → resume (unless `pause_before_phase_up` is off);
    while a switch is held back, the strategy's current is converted to the same power;
-3. clamp to `[min_current_a, max_current_a]`;
+3. clamp to `[min_current_a, max_current_a]`; while the meter's reading is older than the charger's
+   (it failed this cycle), no rise above the last command and no 1→3 switch;
 4. main fuse per grid phase, from the meter's phase currents minus the car's own draw;
 5. relay budget: at most `max_pauses` pauses in any `pause_window_s`.
 
@@ -122,6 +123,9 @@ def apply(
         )
 
     wanted = 3 if decision.phases >= 3 else 1
+    behind = _meter_behind(state)
+    if behind and wanted > current_phases:
+        wanted = current_phases
     phases, switching_up, switched = _choose_phases(
         decision, wanted, state, current_phases, memory, pauses, notes
     )
@@ -149,6 +153,15 @@ def apply(
             if target > ceiling:
                 target = max(ceiling, limits.min_current_a)
 
+    if behind and target > 0:
+        held_ma = memory.last_limit_ma
+        if held_ma is None:
+            held_ma = state.charger.limit_ma if state.charger is not None else 0
+        held = held_ma / 1000
+        if target > held:
+            notes.append(f"meter reading from an earlier cycle: holding {held:.1f} A")
+            target = held
+
     headroom = fuse_headroom_a(state, phases) if target > 0 else None
     if headroom is not None and target > headroom:
         if headroom >= max(limits.min_current_a, MIN_SIGNAL_A):
@@ -175,9 +188,23 @@ def _blind_reason(state: SiteState) -> str | None:
     return None
 
 
+def _meter_behind(state: SiteState) -> bool:
+    """The meter failed this cycle while the charger answered.
+
+    The fuse headroom is the meter's phase current minus the car's current, so an old meter reading
+    with a new car current counts every amp the car gained as free capacity: each cycle would allow
+    more, until the meter is stale. Until the meter answers again the limit may hold or fall, not rise.
+    """
+    meter_ok = state.meter_health.last_ok
+    charger_ok = state.charger_health.last_ok
+    return meter_ok is not None and charger_ok is not None and meter_ok < charger_ok
+
+
 def _age(device: str, last_ok: float | None, now: float) -> str:
     if last_ok is None:
         return f"no valid {device} data yet"
+    if now < last_ok:
+        return f"the clock stepped back {last_ok - now:.0f} s since the last valid {device} data"
     return f"no valid {device} data for {now - last_ok:.0f} s"
 
 

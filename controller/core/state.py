@@ -89,7 +89,10 @@ class DeviceHealth:
     failures: int = 0
 
     def stale(self, now: float, after_s: float) -> bool:
-        return self.last_ok is None or now - self.last_ok > after_s
+        """Also stale when the last good read lies in the future: after the clock stepped back, the
+        age cannot be known, and an unknown age must not postpone the fallback."""
+        last_ok = self.last_ok
+        return last_ok is None or now - last_ok > after_s or now < last_ok
 
     def succeeded(self, now: float) -> DeviceHealth:
         return DeviceHealth(last_ok=now, last_error=None, failures=0)

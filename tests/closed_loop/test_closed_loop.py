@@ -71,6 +71,25 @@ async def test_stale_meter_falls_back_within_stale_after_plus_one_cycle(site: Si
     assert site.model.rest_limit_ma == 0
 
 
+async def test_a_meter_that_stops_answering_never_lets_the_current_climb_past_the_fuse(site: Site) -> None:
+    """18 A of house load on L1; after one good read the meter answers every request with a Modbus
+    exception. Its last reading must not be combined with the car's rising current as if the gain
+    were free capacity (that once took L1 to 32 A before the meter counted as stale)."""
+    site.build("fast")
+    site.house_w = (18 * 230.0, 3 * 230.0, 3 * 230.0)
+    true_l1: list[float] = []
+
+    def each(t: float) -> None:
+        site.model.step(site.clock.now())
+        true_l1.append(18 + site.model.phase_currents_a()[0])
+        if t >= 5:
+            site.meter.fault = "exception"
+
+    results = await site.run(20, step_s=2.5, each=each)
+    assert max(true_l1) <= 25.0 + 0.1
+    assert any("meter reading from an earlier cycle: holding" in r.outcome.reason() for r in results)
+
+
 async def test_dry_run_never_writes(site: Site) -> None:
     site.build("fast", dry_run=True)
     site.pv_w = 6000

@@ -109,8 +109,23 @@ def test_blind_meter_gives_the_fallback() -> None:
     cmd, _, notes = apply(Decision(16, 3, "fast"), state, SafetyMemory())
     assert cmd.limit_ma == 6000
     assert notes[0].startswith("BLIND (no valid meter data for 21 s)")
-    fresh = site(now=1000, meter_ok=981, limits=limits)
+    fresh = site(now=1000, meter_ok=981, limits=limits, limit_ma=16000)
     assert apply(Decision(16, 3, "fast"), fresh, SafetyMemory())[0].limit_ma == 16000
+
+
+def test_an_old_meter_reading_holds_the_limit_instead_of_ratcheting_it_up() -> None:
+    """The meter failed this cycle: 18 A of house on L1 measured with the car at 7 A, the car now at
+    10 A. Subtracting the new car current from the old phase current would free 3 A every cycle."""
+    state = site(now=1005, meter_ok=1000, phase_a=(25, 7, 7), car_a=(10, 10, 10), charging=True)
+    memory = SafetyMemory(last_limit_ma=10000)
+    cmd, _, notes = apply(Decision(16, 3, "fast"), state, memory)
+    assert cmd.limit_ma == 10000
+    assert "meter reading from an earlier cycle: holding 10.0 A" in notes
+    cut, _, _ = apply(Decision(8, 3, "pv"), state, memory)
+    assert cut.limit_ma == 8000  # falling is always allowed
+    one_phase = site(now=1005, meter_ok=1000, force_1p=True, charging=True, car_a=(10, 0, 0))
+    up, _, _ = apply(Decision(10, 3, "pv"), one_phase, SafetyMemory(last_limit_ma=10000))
+    assert up.force_1_phase is True  # no 1→3 either: three times the power on an old reading
 
 
 def test_relay_budget_holds_the_fourth_resume() -> None:
@@ -178,3 +193,11 @@ def test_without_pause_before_phase_up_the_switch_is_left_to_the_charger() -> No
     assert (cmd.limit_ma, cmd.force_1_phase) == (8000, False)
     assert memory.pause_times == ()
     assert memory.last_switch_s == 1000
+
+
+def test_after_the_clock_steps_back_a_failing_meter_still_ends_in_the_fallback() -> None:
+    """The last good read is stamped an hour ahead of `now`: its age is unknown, so it is blind."""
+    state = site(now=1000, meter_ok=4600, limit_ma=16000)
+    cmd, _, notes = apply(Decision(16, 3, "fast"), state, SafetyMemory())
+    assert cmd.limit_ma == 0
+    assert notes[0].startswith("BLIND (the clock stepped back 3600 s since the last valid meter data)")
