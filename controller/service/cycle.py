@@ -1,7 +1,9 @@
 """One control cycle with real devices: read both, run the core, write, log one line.
 
 This is the only place that catches device errors. They become `DeviceHealth`, which the safety
-layer acts on, so one dead device never hides the other and never stops the daemon.
+layer acts on, so one dead device never hides the other and never stops the daemon. A read that
+fails in a way the device modules did not foresee counts as a failed read too: skipping the cycle
+instead would skip the safety layer, and the car would keep its last current however stale the data.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ class CycleResult:
     outcome: control.Outcome
     written: bool
     healthy: bool
-    """The charger answered and any write went through: what the systemd watchdog waits for."""
+    """The charger answered and any write went through: `run --once` exits 0 only then."""
 
 
 class Controller:
@@ -81,6 +83,9 @@ class Controller:
         except MeterError as exc:
             self.meter_health = _failed("meter", self.meter_health, exc)
             return
+        except Exception as exc:  # a bug or an unforeseen answer: the safety layer still runs
+            self.meter_health = _failed("meter", self.meter_health, _unforeseen(exc))
+            return
         if self.meter_health.failures:
             log.info("meter recovered after %d failed reads", self.meter_health.failures)
         self.grid = reading
@@ -91,6 +96,9 @@ class Controller:
             reading = await self.charger.read(now)
         except ChargerError as exc:
             self.charger_health = _failed("charger", self.charger_health, exc)
+            return False
+        except Exception as exc:  # a bug or an unforeseen answer: the safety layer still runs
+            self.charger_health = _failed("charger", self.charger_health, _unforeseen(exc))
             return False
         if self.charger_health.failures:
             log.info("charger recovered after %d failed reads", self.charger_health.failures)
@@ -141,6 +149,9 @@ class Controller:
         except ChargerError as exc:
             log.error("charger write %s failed: %s", write.describe(), exc)
             return False
+        except Exception as exc:  # counted as not written, so the next cycle writes again
+            log.error("charger write %s failed: %s", write.describe(), _unforeseen(exc))
+            return False
         self.requests_written += 1
         return True
 
@@ -153,7 +164,7 @@ class Controller:
         limit_ma = round(current * 1000)
         try:
             await self.charger.write(Write(limit_ma=limit_ma))
-        except ChargerError as exc:
+        except Exception as exc:  # at exit, any failure gets the same one line
             log.error("exit: could not write %s state (%d mA): %s", exit_state, limit_ma, exc)
             return
         verb = "would write (dry-run)" if self.dry_run else "wrote"
@@ -163,6 +174,11 @@ class Controller:
 def _unwritten(new: control.ControlMemory, old: control.ControlMemory) -> control.ControlMemory:
     """Keep the safety bookkeeping but not the write time, so the next cycle writes again."""
     return control.ControlMemory(safety=new.safety, last_write_s=old.last_write_s)
+
+
+def _unforeseen(exc: Exception) -> Exception:
+    log.debug("unforeseen device error", exc_info=exc)
+    return RuntimeError(f"unexpected {type(exc).__name__}: {exc} (a bug: please report it)")
 
 
 def _failed(device: str, health: DeviceHealth, exc: Exception) -> DeviceHealth:

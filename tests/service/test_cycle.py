@@ -213,3 +213,37 @@ async def test_a_failing_strategy_gets_the_fallback_through_the_safety_layer(
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1
     assert f"STRATEGY FAILED ({problem}" in errors[0]
+
+
+@pytest.mark.parametrize("device", ["meter", "charger"])
+async def test_an_unforeseen_read_error_still_ends_in_the_fallback(
+    caplog: pytest.LogCaptureFixture, device: str
+) -> None:
+    """A KeyError from a short Modbus answer once skipped the whole cycle, safety layer included."""
+    controller, meter, charger, clock = make()
+    await controller.cycle()
+    assert charger.reading.limit_ma == 16000
+    if device == "meter":
+        meter.fail = KeyError(52)
+    else:
+        charger.read_fail = ValueError("bad gzip body")
+    for _ in range(6):
+        clock.advance(5)
+        result = await controller.cycle()
+    assert any(note.startswith("BLIND") for note in result.outcome.notes)
+    if device == "meter":
+        assert charger.reading.limit_ma == 0  # the fallback of LIMITS, written
+    else:
+        assert result.outcome.command.limit_ma == 0  # nothing can be written to a charger that fails
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert f"{device} read failed: unexpected" in errors[0]
+
+
+async def test_an_unforeseen_write_error_is_retried_next_cycle() -> None:
+    controller, _, charger, clock = make()
+    charger.write_fail = TypeError("unexpected answer")
+    assert not (await controller.cycle()).written
+    charger.write_fail = None
+    clock.advance(5)
+    assert (await controller.cycle()).written
