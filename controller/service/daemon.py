@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from controller.charger.base import Charger, ChargerError, ChargerUnreachable
+from controller.charger.base import Charger, ChargerAuthError, ChargerError, ChargerWriteRefused
 from controller.charger.dry_run import DryRunCharger
 from controller.clock import Clock, SystemClock
 from controller.config import Config, ScheduleRule
@@ -76,18 +76,24 @@ def open_devices(cfg: Config, *, token: str | None = None) -> Devices:
 
 
 async def probe(charger: Charger, *, needs_write: bool, again: bool = False) -> ChargerInfo | None:
-    """Capabilities, or None when the charger is not reachable yet (the loop probes again, `again`,
-    and says so only once: the cycle's own line already reports the unreachable charger)."""
+    """Capabilities, or None when the charger cannot answer yet (the loop probes again, `again`,
+    and says so only once: the cycle's own line already reports the failing charger).
+
+    Only a refusal is final: a wrong token or a ReadOnly API stays so until the user acts, so the
+    daemon exits with 3 and systemd does not restart it. A charger that is booting (5xx, 404), busy
+    (429) or half-answering is waited for like an unreachable one; exiting 3 for it would leave the car
+    uncontrolled until someone noticed.
+    """
     try:
         return await charger.probe(needs_write=needs_write)
-    except ChargerUnreachable as exc:
-        if again:
-            log.debug("charger still not reachable for its first probe (%s)", exc)
-        else:
-            log.error("charger not reachable at start-up (%s); will keep trying every cycle", exc)
-        return None
-    except ChargerError as exc:
+    except (ChargerAuthError, ChargerWriteRefused) as exc:
         raise StartupError(str(exc)) from exc
+    except ChargerError as exc:
+        if again:
+            log.debug("charger still not ready for its first probe (%s)", exc)
+        else:
+            log.error("charger not ready at start-up (%s); will keep trying every cycle", exc)
+        return None
 
 
 async def run(cfg: Config, devices: Devices, options: RunOptions) -> int:
@@ -138,11 +144,14 @@ async def _serve(cfg: Config, controller: Controller, options: RunOptions, *, pr
     stop = options.stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     if options.handle_signals:
+        # Kept until the exit state is written: a second Ctrl-C or SIGTERM during shutdown must not
+        # kill the process before the charger is left safe (EXIT_TIMEOUT_S bounds the wait).
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
 
     running = asyncio.Lock()
     stopping = False
+    refused: StartupError | None = None
     interval_s = options.interval_s or cfg.control.interval_s
 
     async def cycle() -> None:
@@ -164,19 +173,26 @@ async def _serve(cfg: Config, controller: Controller, options: RunOptions, *, pr
             )
 
     async def _one_cycle() -> None:
-        nonlocal probed
+        nonlocal probed, refused
         if not probed:
-            info = await probe(controller.charger, needs_write=not controller.dry_run, again=True)
+            try:
+                info = await probe(controller.charger, needs_write=not controller.dry_run, again=True)
+            except StartupError as exc:  # the charger came up refusing us: as at start-up, exit 3
+                log.error("charger refuses control: %s", exc)
+                refused = exc
+                stop.set()
+                return
             if info is not None:
                 controller.info = info
                 probed = True
         try:
-            result = await controller.cycle()
+            await controller.cycle()
         except Exception:
             log.exception("control cycle failed unexpectedly; the daemon keeps running")
             return
-        if result.healthy:
-            systemd.notify("WATCHDOG=1")
+        # The loop is alive and the safety layer ran. A charger that is off stays off however often
+        # systemd restarts us, so its absence is the cycle's log line and the fallback, not a restart.
+        systemd.notify("WATCHDOG=1")
 
     async def switch(rule: ScheduleRule) -> None:
         try:
@@ -206,11 +222,13 @@ async def _serve(cfg: Config, controller: Controller, options: RunOptions, *, pr
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(running.acquire(), EXIT_TIMEOUT_S / 2)
         scheduler.shutdown(wait=False)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(controller.write_exit_state(cfg.control.exit_state), EXIT_TIMEOUT_S)
         if options.handle_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(controller.write_exit_state(cfg.control.exit_state), EXIT_TIMEOUT_S)
+    if refused is not None:
+        raise refused
     return 0
 
 
