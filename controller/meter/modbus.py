@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
@@ -19,6 +21,7 @@ from controller.core.state import MeterReading, PhaseReading
 from controller.meter.base import (
     InvalidReading,
     MeterConfigError,
+    MeterError,
     MeterExceptionReply,
     MeterTimeout,
     MeterUnreachable,
@@ -31,7 +34,8 @@ from controller.meter.sunspec import discover
 log = logging.getLogger("peblar_surplus.meter")
 
 VOLTAGE_RANGE = (150.0, 300.0)
-DEFAULT_MAX_POWER_W = 3 * 230 * 100.0
+NOMINAL_VOLTAGE_V = 230.0
+DEFAULT_MAX_POWER_W = 3 * NOMINAL_VOLTAGE_V * 100.0
 
 
 class ModbusMeter:
@@ -119,14 +123,25 @@ class ModbusMeter:
             raise MeterTimeout(f"{what}: no answer within {self.settings.timeout_s:g} s") from None
         except ModbusException as exc:
             raise MeterUnreachable(f"{what}: {exc}") from None
+        except Exception as exc:
+            raise MeterError(f"{what}: {_unexpected(exc)}") from exc
         if response.isError():
             code = getattr(response, "exception_code", "?")
             raise MeterExceptionReply(f"{what}: exception reply {code} (wrong register map or unit id?)")
-        return list(response.registers)
+        registers = list(response.registers)
+        if len(registers) != count:
+            raise InvalidReading(
+                f"{what}: answered {len(registers)} registers instead of {count}; a truncated answer "
+                "cannot be decoded (a gateway with a small buffer, or the wrong preset or unit id?)"
+            )
+        return registers
 
     async def read(self, now: float) -> MeterReading:
+        """Raises only `MeterError`s: the daemon falls back safely on those, but anything else would
+        abort the whole control cycle, fuse check included."""
         async with self._lock:
-            await self._connect(now)
+            with _meter_errors_only(f"meter {self.where}: connecting"):
+                await self._connect(now)
             if self.regmap is None:
                 await self._discover()
             regmap = self.regmap
@@ -135,15 +150,17 @@ class ModbusMeter:
             blocks = {}
             for start, count in plan(regmap):
                 blocks[start] = await self._read_block(regmap.function, start, count)
-        return self._reading(now, regmap, decode(regmap, blocks))
+        with _meter_errors_only(f"meter {self.where}: decoding the answer ({self.map_description})"):
+            return self._reading(now, regmap, decode(regmap, blocks))
 
     async def _discover(self) -> None:
         export_positive = self.preset.export_positive if self.preset is not None else False
-        regmap, text = await discover(
-            lambda address, count: self._read_block(3, address, count),
-            self.settings.meter_index,
-            export_positive,
-        )
+        with _meter_errors_only(f"meter {self.where}: SunSpec discovery"):
+            regmap, text = await discover(
+                lambda address, count: self._read_block(3, address, count),
+                self.settings.meter_index,
+                export_positive,
+            )
         self.regmap = regmap
         self.map_description = text
         log.info("meter %s: %s", self.where, text)
@@ -185,6 +202,7 @@ class ModbusMeter:
             raise InvalidReading(f"meter {self.where}: no valid total power (not implemented/NaN: {missing})")
         if not math.isfinite(total) or abs(total) > self.max_power_w:
             raise InvalidReading(f"meter {self.where}: implausible power {total:.0f} W")
+        _check_phase_gaps(values, self.where)
         low, high = VOLTAGE_RANGE
         for n, phase in enumerate(phases, start=1):
             if phase.voltage_v is not None and not low <= phase.voltage_v <= high:
@@ -194,8 +212,59 @@ class ModbusMeter:
                 )
             if phase.power_w is not None and abs(phase.power_w) > self.max_power_w:
                 raise InvalidReading(f"meter {self.where}: implausible L{n} power {phase.power_w:.0f} W")
+            if phase.current_a is not None:
+                self._check_current(n, phase.current_a)
         return total
+
+    def _check_current(self, n: int, current: float) -> None:
+        """The fuse check trusts the meter's phase currents, so one garbled value (-2000 A, 1e6 A)
+        would make an overloaded phase look idle and keep the car charging on it.
+
+        No phase carries more than the site's whole plausible power at nominal voltage, so the bound
+        follows `max_power_w` like the power checks. Only the magnitude is bounded: meters that sign
+        current with power legitimately report negative currents while exporting.
+        """
+        limit = self.max_power_w / NOMINAL_VOLTAGE_V
+        if not math.isfinite(current) or abs(current) > limit:
+            raise InvalidReading(
+                f"meter {self.where}: implausible L{n} current {current:.0f} A (more than {limit:.0f} A, "
+                f"i.e. meter.max_power_w {self.max_power_w:.0f} W at {NOMINAL_VOLTAGE_V:.0f} V; "
+                "wrong preset, scale or word order?)"
+            )
+
+
+def _check_phase_gaps(values: dict[str, float | None], where: str) -> None:
+    """One phase without a value (NaN, a marker) while the others have one is a bad answer, not a
+    meter without per-phase values: the fuse check would take that phase's load from the net total,
+    where export on the other phases can hide it. A meter that gives no phase a value is left to the
+    total-only rule; one that gives some of them a value must give them all."""
+    for quantity in ("current", "power"):
+        mapped = {n: values[f"{quantity}_l{n}"] for n in (1, 2, 3) if f"{quantity}_l{n}" in values}
+        missing = [n for n, value in mapped.items() if value is None]
+        if missing and len(missing) < len(mapped):
+            phases = ", ".join(f"L{n}" for n in missing)
+            raise InvalidReading(
+                f"meter {where}: no valid {quantity} on {phases} (NaN or not-implemented marker) while "
+                "the other phases have one; the reading is not used"
+            )
 
 
 def _pick(value: float | None, default: float) -> float:
     return default if value is None else value
+
+
+@contextmanager
+def _meter_errors_only(doing: str) -> Iterator[None]:
+    """Turns a pymodbus surprise or a decoding bug into a `MeterError`, so the daemon treats it as
+    a failed meter read (and falls back safely) instead of aborting the cycle."""
+    try:
+        yield
+    except MeterError:
+        raise
+    except Exception as exc:
+        raise MeterError(f"{doing}: {_unexpected(exc)}") from exc
+
+
+def _unexpected(exc: Exception) -> str:
+    """The exception on one line, since each cycle logs one line (pydantic's text spans several)."""
+    return f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())}"

@@ -15,6 +15,7 @@ from controller.meter.registers import RegisterMap, RegisterSpec
 BASES = (40000, 50000, 0)
 MARKER = [0x5375, 0x6E53]  # "SunS"
 END = 0xFFFF
+LAST_ADDRESS = 0xFFFF
 INT_METERS = range(201, 205)
 FLOAT_METERS = range(211, 215)
 
@@ -53,8 +54,21 @@ async def walk(read: ReadHolding, base: int, max_models: int = 64) -> list[Model
         if model_id == 1:
             device += 1
         models.append(Model(model_id, address, length, max(device, 0)))
-        address += 2 + length
+        address = _next_header(models[-1])
     return models
+
+
+def _next_header(model: Model) -> int:
+    """Where the model after `model` starts. A garbled length must end the walk with a reason rather
+    than send a request beyond the 16-bit address space, which pymodbus refuses with a ValueError."""
+    address = model.address + 2 + model.length
+    if address + 1 > LAST_ADDRESS:
+        raise MeterConfigError(
+            f"SunSpec model {model.id} at {model.address} has length {model.length}, which runs past "
+            f"register {LAST_ADDRESS} before the end marker; the device's SunSpec map is corrupt "
+            "(wrong unit id, or a gateway mixing up answers?)"
+        )
+    return address
 
 
 def meter_map(model: Model, export_positive: bool) -> RegisterMap:
