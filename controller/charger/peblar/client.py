@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from typing import Any, TypeVar
 
@@ -177,7 +178,7 @@ class PeblarClient:
         if not body:
             return
         answer = await self._request("PATCH", "/evinterface", body=body)
-        self.last_evinterface = _parse(EVInterfaceResponse, answer, "/evinterface")
+        self.last_evinterface = _parse_write_answer(answer)
 
     # ---- HTTP -----------------------------------------------------------------------------------
 
@@ -215,21 +216,43 @@ class PeblarClient:
                 f"{method} {url}: cannot connect ({type(exc).__name__}); is the charger on and its "
                 "local REST API enabled?"
             ) from None
+        except httpx.DecodingError as exc:
+            raise ChargerMalformedAnswer(
+                f"{method} {url}: the answer could not be decoded ({_one_line(str(exc))}); a proxy or a "
+                "firmware fault garbled it; restart the charger if this repeats"
+            ) from None
+        except httpx.HTTPError as exc:
+            # What is left of httpx's errors, e.g. a redirect loop when the caller's client follows
+            # redirects: the URL does not lead to the charger's API.
+            raise ChargerUnreachable(
+                f"{method} {url}: request failed ({type(exc).__name__}); check the charger URL "
+                "(http://<charger-ip>, no path)"
+            ) from None
         _raise_for_status(method, url, response)
         return response
 
 
+def _one_line(text: str) -> str:
+    """`text` on one line and short: it goes into an error message that is logged as a single line."""
+    return " ".join(text.split())[:200]
+
+
 def _status_message(response: httpx.Response) -> str:
-    """The charger's `statusmsg`, tolerating the bare or double-encoded strings some endpoints send."""
+    """The charger's `statusmsg`, tolerating the bare or double-encoded strings some endpoints send.
+
+    Whatever the error body holds (HTML, garbage, JSON nested deeper than the decoder's recursion
+    limit), the status code still decides the error class, so decoding trouble here only shortens the
+    message.
+    """
     try:
         data: Any = response.json()
         if isinstance(data, str):
             data = json.loads(data) if data.startswith("{") else data
-    except (ValueError, json.JSONDecodeError):
-        return response.text[:200]
+    except (ValueError, RecursionError):
+        return _one_line(response.text)
     if isinstance(data, dict):
-        return str(data.get("statusmsg") or data.get("StatusMsg") or data)
-    return str(data)
+        return _one_line(str(data.get("statusmsg") or data.get("StatusMsg") or data))
+    return _one_line(str(data))
 
 
 def _raise_for_status(method: str, url: str, response: httpx.Response) -> None:
@@ -270,3 +293,20 @@ def _parse(model: type[M], response: httpx.Response, path: str) -> M:
         raise ChargerMalformedAnswer(
             f"{path}: unexpected answer from the charger ({where}: {first['msg']})"
         ) from None
+
+
+_EMPTY_ANSWER = re.compile(rb"\s*(\{\s*\})?\s*")
+
+
+def _parse_write_answer(response: httpx.Response) -> EVInterfaceResponse | None:
+    """The EV interface as the PATCH answer reports it, or None when the 2xx answer is empty or `{}`.
+
+    Peblar's OpenAPI 1.0 gives the PATCH's 200 the `EVInterfaceResponse` schema but marks none of its
+    fields required, no real charger's PATCH answer is on record, and python-peblar ignores the body
+    and reads back with a GET. So an empty body or `{}` with a 2xx is the charger confirming the write;
+    the state is unknown (None) until the next read. Any other body (or a 3xx) is checked like every
+    answer.
+    """
+    if response.is_success and _EMPTY_ANSWER.fullmatch(response.content):
+        return None
+    return _parse(EVInterfaceResponse, response, "/evinterface")

@@ -1,0 +1,244 @@
+"""The REST client against a tiny loopback server that answers with bytes a real charger, or something
+between it and us, might send: every odd answer must become a `ChargerError` with a message to act on."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+
+from controller.charger.base import (
+    ChargerError,
+    ChargerMalformedAnswer,
+    ChargerServerError,
+    ChargerUnreachable,
+)
+from controller.charger.peblar.client import API_PATH, PeblarClient
+from controller.core.commands import Write
+from tests.charger.test_peblar_client import TOKEN
+
+EVI = {
+    "CpState": "State C",
+    "LockState": True,
+    "ChargeCurrentLimit": 16000,
+    "ChargeCurrentLimitSource": "Local REST API",
+    "ChargeCurrentLimitActual": 15549,
+    "Force1Phase": False,
+}
+METER = {
+    "CurrentPhase1": 15510,
+    "CurrentPhase2": 15420,
+    "CurrentPhase3": 15380,
+    "PowerPhase1": 3567,
+    "PowerPhase2": 3546,
+    "PowerPhase3": 3537,
+    "PowerTotal": 10650,
+}
+
+
+@dataclass
+class Answer:
+    """One canned HTTP answer; `cut` promises a longer body than it sends, then closes."""
+
+    body: bytes
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    cut: bool = False
+
+
+def answer_json(payload: Any, status: int = 200) -> Answer:
+    return Answer(json.dumps(payload).encode(), status)
+
+
+DEFAULTS = {
+    ("GET", "/health"): answer_json({"ApiVersion": "1.0", "AccessMode": "ReadWrite"}),
+    ("GET", "/system"): answer_json({"PhaseCount": 3, "Force1PhaseAllowed": True}),
+    ("GET", "/evinterface"): answer_json(EVI),
+    ("GET", "/meter"): answer_json(METER),
+    ("PATCH", "/evinterface"): answer_json({**EVI, "ChargeCurrentLimit": 8000}),
+}
+
+
+class CannedCharger:
+    """HTTP/1.1 with keep-alive on 127.0.0.1: `answers[(method, endpoint)]` is sent back verbatim."""
+
+    def __init__(self) -> None:
+        self.answers: dict[tuple[str, str], Answer] = dict(DEFAULTS)
+        self.url = ""
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> CannedCharger:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            while line := await reader.readline():
+                method, path = line.decode("latin-1").split()[:2]
+                length = 0
+                while (header := await reader.readline()) not in (b"\r\n", b""):
+                    name, _, value = header.decode("latin-1").partition(":")
+                    if name.strip().lower() == "content-length":
+                        length = int(value)
+                await reader.readexactly(length)
+                answer = self.answers[(method, path.removeprefix(API_PATH))]
+                head = [f"HTTP/1.1 {answer.status} X", "Content-Type: application/json"]
+                head += [f"{k}: {v}" for k, v in answer.headers.items()]
+                head.append(f"Content-Length: {len(answer.body) * (2 if answer.cut else 1)}")
+                writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + answer.body)
+                await writer.drain()
+                if answer.cut:
+                    break
+        writer.close()
+
+
+@pytest.fixture
+async def charger() -> AsyncIterator[CannedCharger]:
+    async with CannedCharger() as server:
+        yield server
+
+
+@pytest.fixture
+async def client(charger: CannedCharger) -> AsyncIterator[PeblarClient]:
+    async with PeblarClient(charger.url, TOKEN, retry_budget_s=0.0, max_requests_per_s=1000) as c:
+        yield c
+
+
+def message(err: pytest.ExceptionInfo[ChargerError]) -> str:
+    """The error text, checked for what every charger error must be: one line, without the token."""
+    text = str(err.value)
+    assert "\n" not in text
+    assert TOKEN not in text
+    return text
+
+
+async def test_a_gzip_header_on_a_body_that_is_not_gzip_is_a_malformed_answer(
+    charger: CannedCharger, client: PeblarClient
+) -> None:
+    charger.answers["GET", "/meter"] = Answer(b"not gzip at all", headers={"Content-Encoding": "gzip"})
+    with pytest.raises(ChargerMalformedAnswer) as err:
+        await client.read(0)
+    assert "/meter: the answer could not be decoded" in message(err)
+    charger.answers["GET", "/meter"] = Answer(
+        gzip.compress(json.dumps(METER).encode()), headers={"Content-Encoding": "gzip"}
+    )
+    assert (await client.read(0)).power_w == 10650
+
+
+async def test_an_error_body_too_deep_to_decode_still_gives_the_status_class(
+    charger: CannedCharger, client: PeblarClient
+) -> None:
+    charger.answers["GET", "/evinterface"] = Answer(b"[" * 100_000, status=500)
+    with pytest.raises(ChargerServerError, match="charger error 500") as err:
+        await client.read(0)
+    assert len(message(err)) < 400
+
+
+async def test_a_redirect_loop_says_to_check_the_url(charger: CannedCharger) -> None:
+    charger.answers["GET", "/health"] = Answer(b"", 302, {"Location": f"{API_PATH}/health"})
+    async with (
+        httpx.AsyncClient(follow_redirects=True, max_redirects=3) as http,
+        PeblarClient(charger.url, TOKEN, http=http, retry_budget_s=0.0) as c,
+    ):
+        with pytest.raises(ChargerUnreachable) as err:
+            await c.probe()
+    assert "TooManyRedirects); check the charger URL" in message(err)
+
+
+ODD_ANSWERS = {
+    "gzip garbage": Answer(b"\x1f\x8b garbage", headers={"Content-Encoding": "gzip"}),
+    "deflate garbage": Answer(b"garbage", headers={"Content-Encoding": "deflate"}),
+    "JSON nested too deep": Answer(b'{"a":' * 50_000 + b"1" + b"}" * 50_000),
+    "HTML": Answer(b"<html>ok</html>"),
+    "JSON array": answer_json([EVI]),
+    "not UTF-8": Answer(b"\xff\xfe\xfa"),
+    "body cut short": Answer(b'{"CpState": "State C"', cut=True),
+    "redirect": Answer(b"", 302, {"Location": "/login"}),
+    "404": answer_json({"statusmsg": "Not found"}, 404),
+    "503 nested too deep": Answer(b"[" * 100_000, 503),
+}
+
+
+@pytest.mark.parametrize("endpoint", ["/health", "/system", "/evinterface", "/meter"])
+@pytest.mark.parametrize("odd", ODD_ANSWERS.values(), ids=ODD_ANSWERS.keys())
+async def test_probe_read_and_write_raise_only_charger_errors(
+    charger: CannedCharger, client: PeblarClient, endpoint: str, odd: Answer
+) -> None:
+    charger.answers["GET", endpoint] = charger.answers["PATCH", "/evinterface"] = odd
+    for call in (client.probe(), client.read(0), client.write(Write(limit_ma=8000))):
+        with contextlib.suppress(ChargerError):
+            await call
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("CurrentPhase1", 2**31 - 1),
+        ("CurrentPhase2", 80_001),
+        ("CurrentPhase3", -2000),
+        ("PowerPhase1", 24_001),
+        ("PowerPhase2", -151),
+        ("PowerTotal", 2**40),
+        ("PowerTotal", -451),
+    ],
+)
+async def test_a_reading_no_charger_can_draw_is_refused(
+    charger: CannedCharger, client: PeblarClient, field: str, value: int
+) -> None:
+    """These values feed the main-fuse check: a car current of 2 MA makes any house load look small."""
+    charger.answers["GET", "/meter"] = answer_json({**METER, field: value})
+    with pytest.raises(ChargerMalformedAnswer) as err:
+        await client.read(0)
+    assert f"/meter: unexpected answer from the charger ({field}: {value} " in message(err)
+
+
+async def test_readings_at_the_bounds_and_small_negative_noise_pass(
+    charger: CannedCharger, client: PeblarClient
+) -> None:
+    charger.answers["GET", "/meter"] = answer_json(
+        {"CurrentPhase1": 80_000, "CurrentPhase2": -500, "CurrentPhase3": -12, "PowerTotal": 72_000}
+    )
+    reading = await client.read(0)
+    assert reading.phase_currents_a == (80.0, -0.5, -0.012)
+    assert reading.power_w == 72_000
+    charger.answers["GET", "/meter"] = answer_json({"PowerPhase1": 24_000, "PowerPhase2": -150})
+    assert (await client.read(0)).power_w == 23_850
+
+
+@pytest.mark.parametrize("body", [b"", b"{}", b" { }\r\n"], ids=["empty", "{}", "{} with spaces"])
+async def test_an_empty_2xx_answer_to_the_patch_is_a_successful_write(
+    charger: CannedCharger, client: PeblarClient, body: bytes
+) -> None:
+    """Peblar's spec marks no field of the PATCH answer required; python-peblar re-reads with a GET."""
+    await client.read(0)
+    charger.answers["PATCH", "/evinterface"] = Answer(body)
+    await client.write(Write(limit_ma=8000))
+    assert client.last_evinterface is None
+
+
+async def test_a_patch_answer_that_is_there_is_still_checked(
+    charger: CannedCharger, client: PeblarClient
+) -> None:
+    await client.write(Write(limit_ma=8000))
+    assert client.last_evinterface is not None
+    assert client.last_evinterface.charge_current_limit == 8000
+    charger.answers["PATCH", "/evinterface"] = answer_json({"Force1Phase": False})
+    with pytest.raises(ChargerMalformedAnswer, match="ChargeCurrentLimit: Field required") as err:
+        await client.write(Write(limit_ma=8000))
+    message(err)
+    charger.answers["PATCH", "/evinterface"] = Answer(b"", 302, {"Location": "/login"})
+    with pytest.raises(ChargerMalformedAnswer, match="/evinterface: unexpected answer"):
+        await client.write(Write(limit_ma=8000))
