@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -64,8 +65,11 @@ def _configure_logging(level: str) -> None:
     fmt = "%(levelname)s %(message)s" if under_journald() else "%(asctime)s %(levelname)s %(message)s"
     logging.basicConfig(level=level, format=fmt, stream=sys.stderr)
     if level != "DEBUG":
-        for noisy in ("httpx", "httpcore", "apscheduler", "pymodbus"):
+        for noisy in ("httpx", "httpcore", "apscheduler"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+        # pymodbus logs every failed request with a frame dump, each cycle; the meter module already
+        # says once what failed and once when it recovers.
+        logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -80,6 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"peblar-surplus: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except BrokenPipeError:  # `peblar-surplus strategies | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return EXIT_OK
 
 
 def _usable_config(args: argparse.Namespace) -> Config:

@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -294,3 +295,22 @@ async def test_check_fails_on_a_read_only_api_unless_the_config_only_reads(tmp_p
             assert code_seen == code, out
             if code:
                 assert "ReadOnly" in out
+
+
+def test_a_reader_that_stops_early_gets_no_traceback() -> None:
+    """`peblar-surplus strategies | head -1`: the pipe closes before the listing is written."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "controller", "strategies"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            timeout=30,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == 0
+    assert b"Traceback" not in done.stderr
+    assert b"BrokenPipeError" not in done.stderr
