@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from controller.config import Config, ConfigError
+from controller.config import Config, ConfigError, redacted
 from controller.service.scheduler import cron_trigger
 from strategies import StrategyError, load
 
@@ -32,4 +32,5 @@ def preflight(cfg: Config, source: str) -> None:
         except StrategyError as exc:
             problems.append(f"schedule.{index} (cron {rule.cron!r}): {exc}")
     if problems:
-        raise ConfigError(f"{source}: " + "; ".join(problems))
+        # A token pasted as a strategy name would otherwise be echoed in "unknown strategy '…'".
+        raise ConfigError(redacted(f"{source}: " + "; ".join(problems)))

@@ -47,6 +47,19 @@ def test_a_strategy_or_rule_that_cannot_work_exits_2_naming_it(
     assert "cannot connect" not in err
 
 
+@pytest.mark.parametrize("where", ["[strategy]\nname", "[[schedule]]\ncron = '0 22 * * *'\nstrategy"])
+def test_a_token_pasted_as_a_strategy_name_is_not_echoed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    token = "Zk3" * 15
+    path = tmp_path / "config.toml"
+    path.write_text(f"{BASE}{where} = '{token}'\n", encoding="utf-8")
+    assert main(["check", "-c", str(path)]) == EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert "looks like an API token" in err
+    assert token[:40] not in err
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
