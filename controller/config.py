@@ -7,6 +7,7 @@ prints it and exits with status 2.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import tomllib
@@ -19,6 +20,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -65,7 +67,9 @@ class ChargerConfig(_Table):
     url: str = Field(description="the charger's address, e.g. http://192.168.1.50")
     token: SecretStr | None = None
     token_file: Path | None = Field(
-        None, description="file holding the token; relative paths resolve in $CREDENTIALS_DIRECTORY"
+        None,
+        description="file holding the token; a relative name is looked up in $CREDENTIALS_DIRECTORY "
+        "under systemd, else next to the config file",
     )
     min_current_a: float = Field(6.0, ge=6, le=32)
     max_current_a: float = Field(16.0, ge=6, le=32, description="the charger's or the cable's maximum")
@@ -74,6 +78,7 @@ class ChargerConfig(_Table):
     max_requests_per_s: float = Field(
         2.0, gt=0, description="our share of the charger's 5 requests/s budget (shared with HA etc.)"
     )
+    _config_dir: Path | None = PrivateAttr(None)
 
     @field_validator("url")
     @classmethod
@@ -123,6 +128,19 @@ class ChargerConfig(_Table):
             )
         return token
 
+    def _token_path(self, path: Path) -> Path:
+        """Under systemd a relative name is a credential (`LoadCredential`); by hand (`check`, a dry
+        run before installing the unit) the same name is the file next to the config, which is where
+        the README installs it, so one config works both ways."""
+        if path.is_absolute():
+            return path
+        credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+        if credentials:
+            return Path(credentials) / path
+        if self._config_dir is not None:
+            return self._config_dir / path
+        return path
+
     def _token(self) -> str:
         env = os.environ.get(ENV_TOKEN)
         if env:
@@ -130,15 +148,13 @@ class ChargerConfig(_Table):
         if self.token is not None:
             return self.token.get_secret_value()
         if self.token_file is not None:
-            path = self.token_file
-            credentials = os.environ.get("CREDENTIALS_DIRECTORY")
-            if not path.is_absolute() and credentials:
-                path = Path(credentials) / path
+            path = self._token_path(self.token_file)
             try:
                 return path.read_text(encoding="utf-8").strip()
             except OSError as exc:
+                hint = "; run as a user that may read it (sudo)" if exc.errno == errno.EACCES else ""
                 raise ConfigError(
-                    redacted(f"charger.token_file: cannot read {path} ({exc.strerror})")
+                    redacted(f"charger.token_file: cannot read {path} ({exc.strerror}){hint}")
                 ) from exc
         raise ConfigError(
             f"charger.token: no API token; set token or token_file in [charger], or ${ENV_TOKEN} "
@@ -255,7 +271,9 @@ def load(path: Path) -> Config:
         raise ConfigError(f"{path}: not a text file in UTF-8; save it as UTF-8 text (TOML)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
-    return parse(raw, source=str(path))
+    cfg = parse(raw, source=str(path))
+    cfg.charger._config_dir = path.parent  # where a relative token_file lies outside systemd
+    return cfg
 
 
 def parse(raw: dict[str, Any], source: str = "config") -> Config:

@@ -125,6 +125,27 @@ def test_token_sources_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert parse(raw).charger.resolved_token() == "from-env"
 
 
+def test_outside_systemd_a_relative_token_file_lies_next_to_the_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`check` and a dry run by hand, before the unit is installed, read the same config as the unit."""
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "peblar-token").write_text("next-to-the-config\n", encoding="utf-8")
+    path = etc / "config.toml"
+    path.write_text(
+        '[meter]\npreset = "sdm630"\nhost = "h"\n[charger]\nurl = "http://c"\ntoken_file = "peblar-token"\n',
+        encoding="utf-8",
+    )
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    monkeypatch.delenv("PEBLAR_SURPLUS_TOKEN", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert load(path).charger.resolved_token() == "next-to-the-config"
+    (etc / "peblar-token").unlink()
+    with pytest.raises(ConfigError, match=r"cannot read .*etc/peblar-token \(No such file"):
+        load(path).charger.resolved_token()
+
+
 def test_missing_token_says_where_to_find_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PEBLAR_SURPLUS_TOKEN", raising=False)
     cfg = parse({"meter": {"preset": "sdm630", "host": "h"}, "charger": {"url": "http://c"}})
