@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
+from difflib import get_close_matches
 from importlib.metadata import EntryPoint, entry_points
 from typing import ClassVar, Protocol, cast
 
@@ -125,11 +126,34 @@ def load(name: str, params: Mapping[str, object]) -> Strategy:
     try:
         validated = cls.Params.model_validate(dict(params))
     except ValidationError as exc:
+        errors = exc.errors()
+        unknown = [str(e["loc"][0]) for e in errors if e["type"] == "extra_forbidden" and e["loc"]]
         problems = [
             f"strategy.{'.'.join(str(p) for p in error['loc']) or '(table)'}: {error['msg']}"
-            for error in exc.errors()
+            for error in errors
+            if error["type"] != "extra_forbidden"
         ]
+        if unknown:
+            problems.insert(0, _not_its_parameters(name, cls, unknown))
         raise StrategyError(
             f"{'; '.join(problems)} (strategy {name!r}; `peblar-surplus strategies` lists its parameters)"
         ) from exc
     return cls(validated)
+
+
+def _not_its_parameters(name: str, cls: StrategyClass, unknown: list[str]) -> str:
+    """One line for all unknown keys, saying whose they are: switching `name = "pv"` to "fast" in
+    the example config leaves pv's parameters behind, which is not seven separate mistakes."""
+    own = list(cls.Params.model_fields)
+    keys = ", ".join(f"strategy.{key}" for key in unknown)
+    what = "not a parameter" if len(unknown) == 1 else "not parameters"
+    hints = [f"did you mean {m[0]}?" for key in unknown if (m := get_close_matches(key, own, n=1))]
+    owners = sorted(
+        other
+        for other, target in BUILTINS.items()
+        if other != name and set(unknown) <= set(_import(target, other).Params.model_fields)
+    )
+    if owners:
+        hints.append(f"{'it is' if len(unknown) == 1 else 'they are'} for {' / '.join(owners)}: remove")
+    hints.append(f"{name!r} takes: {', '.join(own) or 'no parameters'}")
+    return f"{keys}: {what} of {name!r} ({'; '.join(hints)})"

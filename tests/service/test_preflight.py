@@ -29,7 +29,7 @@ token = "t0ken-for-tests"
         ("[[schedule]]\ncron = '0 22 * * *'\nstrategy = 'nosuch'\n", "schedule.0 (cron '0 22 * * *')"),
         (
             "[[schedule]]\ncron = '0 22 * * *'\nstrategy = 'pv'\nparams = { enable_delay = 5 }\n",
-            "strategy.enable_delay: Extra inputs",
+            "strategy.enable_delay: not a parameter of 'pv'",
         ),
     ],
 )

@@ -90,7 +90,18 @@ def test_every_bad_parameter_is_named() -> None:
         strategies.load("pv", {"dip_import_wh": -3, "enable_delay": 5})
     message = str(err.value)
     assert "strategy.dip_import_wh: Input should be greater than or equal to 0" in message
-    assert "strategy.enable_delay: Extra inputs are not permitted" in message
+    assert "strategy.enable_delay: not a parameter of 'pv' (did you mean enable_delay_s?" in message
+
+
+def test_parameters_left_behind_by_another_strategy_are_named_as_theirs() -> None:
+    """The example config's pv parameters, after `name = "fast"`: one line, not one per key."""
+    with pytest.raises(StrategyError) as err:
+        strategies.load("fast", {"enable_delay_s": 30, "dip_import_wh": 120})
+    message = str(err.value)
+    assert message.startswith(
+        "strategy.enable_delay_s, strategy.dip_import_wh: not parameters of 'fast' (they are for minpv / pv: "
+        "remove; 'fast' takes: phases)"
+    )
 
 
 def test_an_unknown_name_says_where_it_looked() -> None:
