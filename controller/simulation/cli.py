@@ -11,9 +11,10 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from controller.core.state import ChargerInfo, SiteLimits
 
@@ -58,6 +59,12 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--plug-out", default="18:00", metavar="HH:MM", help="local time the car leaves (default 18:00)"
     )
+    parser.add_argument(
+        "--timezone",
+        metavar="ZONE",
+        help="IANA time zone of the trace's site, for the plug-in times, the days and the plots "
+        "(default: the config's [site] timezone, else UTC); the bundled trace: Etc/GMT+7",
+    )
     parser.set_defaults(handler=handle)
     return parser
 
@@ -88,6 +95,14 @@ def _setup(config: str | None) -> Setup | str:
         strategy=cfg.strategy.name,
         params=cfg.strategy.params,
     )
+
+
+def _zone_problem(name: str) -> str | None:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"--timezone {name!r}: not an IANA time zone; give one like 'Europe/Berlin'"
+    return None
 
 
 def _plug(value: str) -> str | None:
@@ -123,6 +138,11 @@ def handle(args: argparse.Namespace) -> int:
     setup = _setup(args.config)
     if isinstance(setup, str):
         return _fail(setup)
+    if args.timezone is not None:
+        problem = _zone_problem(args.timezone)
+        if problem is not None:
+            return _fail(problem)
+        setup = replace(setup, timezone=args.timezone)
     plug_in, plug_out = _plug(args.plug_in), _plug(args.plug_out)
     problem = _plug_problem(plug_in, plug_out)
     if problem is not None:

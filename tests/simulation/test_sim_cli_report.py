@@ -186,6 +186,27 @@ def test_whole_trace_plugged(trace: Path, tmp_path: Path) -> None:
     assert total["plugged_hours"] == 48
 
 
+def test_the_trace_sites_time_zone_moves_the_plug_in_window_and_the_days(trace: Path, tmp_path: Path) -> None:
+    """The sun of this trace peaks at 12:00 UTC: plugged 08:00–18:00 in UTC+9 (Tokyo), the car is
+    there from 23:00 to 09:00 UTC, when the sun has barely risen, and the days are Tokyo's days."""
+
+    def run(*extra: str) -> dict[str, dict[str, float]]:
+        report = tmp_path / "r.json"
+        assert main(["--trace", str(trace), "--strategy", "pv", "--report", str(report), *extra]) == 0
+        return json.loads(report.read_text())["strategies"]["pv"]  # type: ignore[no-any-return]
+
+    utc, tokyo = run(), run("--timezone", "Asia/Tokyo")
+    assert utc["total"]["car_kwh"] > 3 * tokyo["total"]["car_kwh"]
+    assert list(utc["days"]) == ["2016-06-01", "2016-06-02"]
+    days = list(tokyo["days"])
+    assert (days[0], days[-1]) == ("2016-06-01", "2016-06-03")
+
+
+def test_an_unknown_time_zone_exits_2(trace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--trace", str(trace), "--timezone", "Mars/Olympus"]) == 2
+    assert "--timezone 'Mars/Olympus': not an IANA time zone" in capsys.readouterr().err
+
+
 def test_gaps_are_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "gappy.csv"
     path.write_text("timestamp,pv_w,house_w\n0,1,1\n60,1,1\n120,1,1\n3720,1,1\n")
