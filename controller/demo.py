@@ -51,6 +51,7 @@ class Tally:
 
     car_wh: float = 0.0
     car_solar_wh: float = 0.0
+    surplus_wh: float = 0.0
     grid_import_wh: float = 0.0
     cycles: int = 0
     pauses: int = 0
@@ -61,14 +62,17 @@ class Tally:
         hours = dt_s / 3600
         self.car_wh += car_w * hours
         self.car_solar_wh += min(car_w, max(pv_w - house_w, 0.0)) * hours
+        self.surplus_wh += max(pv_w - house_w, 0.0) * hours
         self.grid_import_wh += max(house_w + car_w - pv_w, 0.0) * hours
 
     def summary(self) -> str:
         share = self.car_solar_wh / self.car_wh if self.car_wh else 0.0
+        used = self.car_solar_wh / self.surplus_wh if self.surplus_wh else 0.0
         return (
             f"demo summary: {self.cycles} cycles, car {self.car_wh / 1000:.2f} kWh, "
             f"solar share {share:.1%}, grid import {self.grid_import_wh / 1000:.2f} kWh "
-            f"(house and car), pauses {self.pauses}, phase switches {self.phase_switches}"
+            f"(house and car), surplus {self.surplus_wh / 1000:.2f} kWh of which {used:.0%} went into "
+            f"the car, pauses {self.pauses}, phase switches {self.phase_switches}"
         )
 
 
@@ -103,7 +107,8 @@ async def run_demo(*, seconds: float = 60.0, strategy: str = "pv", trace_path: P
         )
         print(
             f"demo: {strategy} on the bundled trace, {(end - start) / 3600:.1f} h of daylight "
-            f"in {seconds:.0f} s ({speed:.0f}× real time), control every {DEMO_INTERVAL_S:g} s",
+            f"in {seconds:.0f} s ({speed:.0f}× real time), control every {DEMO_INTERVAL_S:g} s; the "
+            "emulated charger starts at its maximum, as a real one does with no controller",
             file=sys.stderr,
         )
         site = asyncio.create_task(_site(trace, clock, model, meter_emulator, tally, end, stop))

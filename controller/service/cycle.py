@@ -189,6 +189,11 @@ def _failed(device: str, health: DeviceHealth, exc: Exception) -> DeviceHealth:
     return health.failed(str(exc))
 
 
+def _reassert(write: Write, state: SiteState) -> bool:
+    charger = state.charger
+    return charger is not None and write.force_1_phase is None and write.limit_ma == charger.limit_ma
+
+
 _OWN_SOURCES = {"Local REST API", "Installation limit", "Hardware limitation", "Charging cable"}
 
 
@@ -204,7 +209,10 @@ def _log_cycle(
     if not outcome.write:
         action = "no write"
     elif written:
-        verb = "would write" if dry_run else "wrote"
+        if _reassert(outcome.write, state):  # the periodic write of what the charger already has
+            verb = "would re-assert" if dry_run else "re-asserted"
+        else:
+            verb = "would write" if dry_run else "wrote"
         action = f"{verb} {outcome.write.describe()}"
     elif not charger_ok:
         action = "charger unreachable"

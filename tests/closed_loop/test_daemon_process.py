@@ -221,6 +221,7 @@ async def test_the_demo_runs_and_sums_up_without_scheduler_noise() -> None:
     code, _, err = await command("demo", "--seconds", "5")
     assert code == 0, err
     assert "demo summary:" in err
+    assert "went into the car" in err
     assert "longer than interval_s" not in err
     assert "maximum number of running instances" not in err
 

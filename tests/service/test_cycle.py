@@ -167,6 +167,18 @@ async def test_dry_run_computes_but_never_writes(caplog: pytest.LogCaptureFixtur
     assert "would write limit=16000mA" in caplog.text
 
 
+async def test_the_periodic_re_assert_is_logged_as_such(caplog: pytest.LogCaptureFixture) -> None:
+    """A write of what the charger already reports is the reassert_s safeguard, not a decision."""
+    caplog.set_level(logging.INFO, logger="peblar_surplus")
+    controller, _, _, clock = make()
+    await controller.cycle()
+    clock.advance(LIMITS.reassert_s)
+    await controller.cycle()
+    lines = [r.getMessage() for r in caplog.records if r.name == "peblar_surplus"]
+    assert "(wrote limit=16000mA)" in lines[0]
+    assert "(re-asserted limit=16000mA)" in lines[1]
+
+
 async def test_one_log_line_per_cycle_with_the_numbers(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="peblar_surplus")
     controller, _, _, _ = make("off")
