@@ -71,6 +71,9 @@ class Controller:
         self.charger_health = DeviceHealth()
         self.requests_written = 0
         self.on_cycle: Callable[[CycleResult], None] | None = None
+        self.limit_written: int | None = None
+        self.unapplied = 0
+        """Reads in a row that did not show the limit last written."""
 
     def set_strategy(self, name: str, strategy: Strategy) -> None:
         log.info("strategy %s → %s", self.strategy_name, name)
@@ -105,7 +108,34 @@ class Controller:
         self.reading = reading
         self.charger_health = self.charger_health.succeeded(now)
         self._warn_foreign_limit(reading)
+        self._check_applied(reading)
         return True
+
+    def _check_applied(self, reading: ChargerReading) -> None:
+        """Once: the charger takes our writes (2xx) but keeps reporting another limit.
+
+        The cycle would write the same limit again every time, each 'wrote' in the log, while the car
+        charges at whatever the charger keeps; a user must hear that it is not obeying.
+        """
+        wanted = self.limit_written
+        if wanted is None or self.dry_run:
+            return
+        if reading.limit_ma == wanted:
+            if self.unapplied >= UNAPPLIED_WARN_AFTER:
+                log.info("charger applies the written limit again (%d mA)", wanted)
+            self.unapplied = 0
+            return
+        self.unapplied += 1
+        if self.unapplied == UNAPPLIED_WARN_AFTER:
+            log.warning(
+                "charger accepted ChargeCurrentLimit=%d mA but still reports %d mA after %d reads "
+                "(source %r): it is not applying our writes; check its firmware and that nothing else "
+                "(Home Assistant, another controller) writes the limit",
+                wanted,
+                reading.limit_ma,
+                self.unapplied,
+                reading.limit_source,
+            )
 
     def _warn_foreign_limit(self, reading: ChargerReading) -> None:
         """Once per source: another limiter (often Peblar's own solar mode) is overriding us."""
@@ -153,6 +183,8 @@ class Controller:
             log.error("charger write %s failed: %s", write.describe(), _unforeseen(exc))
             return False
         self.requests_written += 1
+        if write.limit_ma is not None:
+            self.limit_written = write.limit_ma
         return True
 
     async def write_exit_state(self, exit_state: str) -> None:
@@ -193,6 +225,9 @@ def _reassert(write: Write, state: SiteState) -> bool:
     charger = state.charger
     return charger is not None and write.force_1_phase is None and write.limit_ma == charger.limit_ma
 
+
+UNAPPLIED_WARN_AFTER = 3
+"""Reads that may miss a written limit before the warning: a write can land just after a read."""
 
 _OWN_SOURCES = {"Local REST API", "Installation limit", "Hardware limitation", "Charging cable"}
 

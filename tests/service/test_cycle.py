@@ -58,6 +58,7 @@ class ScriptedCharger:
             cp_state="State C",
         )
         self.writes: list[Write] = []
+        self.applies = True
         self.read_fail: Exception | None = None
         self.write_fail: Exception | None = None
 
@@ -73,6 +74,8 @@ class ScriptedCharger:
         if self.write_fail is not None:
             raise self.write_fail
         self.writes.append(write)
+        if not self.applies:
+            return
         if write.limit_ma is not None:
             self.reading = replace(self.reading, limit_ma=write.limit_ma)
         if write.force_1_phase is not None:
@@ -259,3 +262,32 @@ async def test_an_unforeseen_write_error_is_retried_next_cycle() -> None:
     charger.write_fail = None
     clock.advance(5)
     assert (await controller.cycle()).written
+
+
+async def test_a_charger_that_accepts_writes_but_keeps_its_limit_is_reported_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    controller, _, charger, clock = make()
+    charger.applies = False  # answers 2xx, keeps 10 A
+    for _ in range(6):
+        await controller.cycle()
+        clock.advance(5)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "accepted ChargeCurrentLimit=16000 mA but still reports 10000 mA after 3 reads" in warnings[0]
+    charger.applies = True
+    caplog.set_level(logging.INFO, logger="peblar_surplus")
+    for _ in range(2):
+        await controller.cycle()
+        clock.advance(5)
+    assert "charger applies the written limit again (16000 mA)" in caplog.text
+
+
+async def test_dry_run_does_not_mistake_its_unsent_writes_for_a_disobedient_charger(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    controller, _, _, clock = make(dry_run=True)
+    for _ in range(6):
+        await controller.cycle()
+        clock.advance(5)
+    assert "not applying our writes" not in caplog.text
