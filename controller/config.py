@@ -214,7 +214,10 @@ class Config(_Table):
                 "charger.min_current_a: larger than max_current_a; lower it or raise max_current_a"
             )
         if charger.max_current_a > site.main_fuse_a:
-            raise ValueError("charger.max_current_a: above site.main_fuse_a; it can never be drawn safely")
+            raise ValueError(
+                f"charger.max_current_a: {charger.max_current_a:g} A is above site.main_fuse_a "
+                f"({site.main_fuse_a:g} A) and could never be drawn safely; lower it to at most the fuse"
+            )
         fallback = control.fallback_current_a
         if fallback and not charger.min_current_a <= fallback <= charger.max_current_a:
             raise ValueError(
@@ -314,9 +317,9 @@ def _describe_problem(error: Any) -> str:
         return f"[{key}]: required table is missing; add it (the example config.toml has one)"
     if kind == "missing":
         return f"{key}: required key is missing; add it to the [{loc[0]}] table"
-    if kind == "value_error" and not loc:
-        return str(msg).removeprefix("Value error, ")
     text = str(msg).removeprefix("Value error, ")
+    if kind == "value_error" and (not loc or text.startswith((f"{key}.", f"{key}:"))):
+        return text  # a table's own check names the key already
     given = error.get("input")
     if kind != "value_error" and not isinstance(given, dict) and "token" not in key:
         return f"{key}: {text} (got {given!r})"

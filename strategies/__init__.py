@@ -64,7 +64,9 @@ def _import(target: str, name: str) -> StrategyClass:
         raise StrategyError(
             f"strategy.name = {name!r}: cannot import {module_name!r} ({type(exc).__name__}: {exc})"
         ) from exc
-    return _checked(getattr(module, attr, None), target, name)
+    if not hasattr(module, attr):
+        raise StrategyError(f"strategy.name = {name!r}: module {module_name!r} has no {attr!r}")
+    return _checked(getattr(module, attr), target, name)
 
 
 def _checked(cls: object, target: str, name: str) -> StrategyClass:

@@ -41,7 +41,9 @@ class MeterSettings(BaseModel):
     timeout_s: float = Field(1.0, gt=0, le=10)
     meter_index: int = Field(0, ge=0, description="SunSpec: which meter in the chain (0 = first)")
     max_power_w: float | None = Field(
-        None, gt=0, description="readings beyond this are rejected as implausible (default: from the fuse)"
+        None,
+        gt=0,
+        description="readings beyond this are rejected as implausible (default 69000: 3 × 100 A at 230 V)",
     )
     registers: RegisterMap | None = Field(None, description="the register table of the custom preset")
 

@@ -66,6 +66,7 @@ def test_minimal_config_takes_documented_defaults(tmp_path: Path) -> None:
         ("[control]\nfallback_current_a = 3\n", "control.fallback_current_a", "neither 0"),
         ("[control]\nstale_after_s = 2\n", "control.stale_after_s", "shorter than"),
         ("[control]\nfallback_current_a = inf\n", "control.fallback_current_a", "finite number"),
+        ("[site]\nmain_fuse_a = 10\n", "charger.max_current_a: 16 A", "above site.main_fuse_a (10 A)"),
     ],
 )
 def test_bad_values_name_the_key_and_the_fix(tmp_path: Path, extra: str, key: str, hint: str) -> None:
@@ -259,3 +260,9 @@ def test_meter_host_takes_ipv6_but_not_a_port(host: str, ok: bool) -> None:
     else:
         with pytest.raises(ConfigError, match="meter.port"):
             parse(raw)
+
+
+def test_a_missing_meter_host_is_named_once() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse({"meter": {"preset": "sdm630"}, "charger": {"url": "http://c", "token": "x"}})
+    assert str(err.value) == "config: meter.host: required; the IP address of the meter, inverter or gateway"

@@ -104,6 +104,13 @@ def test_parameters_left_behind_by_another_strategy_are_named_as_theirs() -> Non
     )
 
 
+def test_a_class_missing_from_its_module_is_named() -> None:
+    with pytest.raises(
+        StrategyError, match="strategy.name = 'strategies.pv:Nope': module 'strategies.pv' has no 'Nope'"
+    ):
+        strategies.load("strategies.pv:Nope", {})
+
+
 def test_an_unknown_name_says_where_it_looked() -> None:
     with pytest.raises(StrategyError, match="not a built-in .* not an entry point .* 'package.module:Class'"):
         strategies.load("nope", {})
