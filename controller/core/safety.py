@@ -162,7 +162,10 @@ def apply(
             notes.append(f"meter reading from an earlier cycle: holding {held:.1f} A")
             target = held
 
-    headroom = fuse_headroom_a(state, phases) if target > 0 else None
+    # In a 3→1 cycle the new limit may reach the charger before its contactors drop L2 and L3, so
+    # it must fit all three for that moment.
+    loaded = 3 if switched and phases == 1 else phases
+    headroom = fuse_headroom_a(state, loaded) if target > 0 else None
     if headroom is not None and target > headroom:
         if headroom >= max(limits.min_current_a, MIN_SIGNAL_A):
             notes.append(f"fuse: {target:.1f}→{headroom:.1f} A")

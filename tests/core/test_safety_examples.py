@@ -201,3 +201,17 @@ def test_after_the_clock_steps_back_a_failing_meter_still_ends_in_the_fallback()
     cmd, _, notes = apply(Decision(16, 3, "fast"), state, SafetyMemory())
     assert cmd.limit_ma == 0
     assert notes[0].startswith("BLIND (the clock stepped back 3600 s since the last valid meter data)")
+
+
+def test_a_3_to_1_switch_limit_fits_all_three_phases_in_its_cycle() -> None:
+    """The charger may apply the new 1-phase limit before its contactors drop L2 and L3: for that
+    moment 16 A would sit on L2 beside its 12 A of other load."""
+    state = site(phase_a=(8, 18, 8), car_a=(6, 6, 6), charging=True, limit_ma=6000)
+    memory = SafetyMemory(last_limit_ma=6000)
+    cmd, next_memory, notes = apply(Decision(16, 1, "pv"), state, memory)
+    assert cmd.force_1_phase is True
+    assert cmd.limit_ma == 13000  # 25 A − (18 A − 6 A of car) on L2
+    assert "fuse: 16.0→13.0 A" in notes
+    after = site(phase_a=(18, 12, 2), car_a=(16, 0, 0), force_1p=True, charging=True, limit_ma=13000)
+    later, _, _ = apply(Decision(16, 1, "pv"), replace(after, now=1005), next_memory)
+    assert later.limit_ma == 16000  # switched: only L1 counts again
