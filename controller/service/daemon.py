@@ -29,6 +29,10 @@ from strategies import StrategyError, load
 log = logging.getLogger("peblar_surplus")
 
 EXIT_TIMEOUT_S = 4.0
+STALL_INTERVALS = 3
+"""Intervals without a cycle starting or ending, by the monotonic clock, before the loop is nudged."""
+STALL_MIN_S = 2.0
+"""…and at least this long, for the demo's millisecond intervals and the scheduler's own latency."""
 
 
 class StartupError(Exception):
@@ -153,18 +157,21 @@ async def _serve(cfg: Config, controller: Controller, options: RunOptions, *, pr
     stopping = False
     refused: StartupError | None = None
     interval_s = options.interval_s or cfg.control.interval_s
+    last_active = loop.time()
 
     async def cycle() -> None:
+        nonlocal last_active
         if stopping:
             return
-        began = loop.time()
+        began = last_active = loop.time()
         try:
             async with running:
                 await _one_cycle()
         except asyncio.CancelledError:  # the loop closing under a cycle in flight at shutdown
             log.debug("control cycle cancelled by shutdown")
             return
-        took = loop.time() - began
+        last_active = loop.time()
+        took = last_active - began
         if took > interval_s and options.log_slow_cycles:
             log.info(
                 "cycle took %.1f s, longer than interval_s %g s: the ticks in between were skipped",
@@ -209,7 +216,21 @@ async def _serve(cfg: Config, controller: Controller, options: RunOptions, *, pr
         on_rule=switch,
         timezone=ZoneInfo(cfg.site.timezone),
     )
+
+    def unstick() -> None:
+        """APScheduler times the cycle by the wall clock: stepped back by a minute, it would run no
+        cycle for a minute, fuse check included. The event loop's clock cannot step, so it checks."""
+        if stopping:
+            return
+        idle = loop.time() - last_active
+        if idle > stall_s and not running.locked():
+            log.warning("no control cycle for %.0f s (the system clock stepped back?); running one now", idle)
+            sched.request_cycle(scheduler)
+        loop.call_later(stall_s / STALL_INTERVALS, unstick)
+
+    stall_s = max(STALL_INTERVALS * interval_s, STALL_MIN_S)
     scheduler.start()
+    loop.call_later(stall_s / STALL_INTERVALS, unstick)
     systemd.notify("READY=1")
     try:
         await stop.wait()

@@ -1,0 +1,70 @@
+"""The daemon's own loop in-process, against the emulators: what keeps it cycling."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from controller.clock import SystemClock
+from controller.config import parse
+from controller.service import daemon
+from controller.service import scheduler as sched
+from controller.service.cycle import CycleResult
+from controller.simulation.meter_emulator import MeterEmulator
+from controller.simulation.peblar_emulator import PeblarEmulator
+
+TOKEN = "f00d" * 16
+
+
+async def test_a_clock_stepped_back_does_not_stop_the_cycles(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """APScheduler waits for the wall clock: stepped back an hour, its next cycle would be an hour
+    away. Pushing the job's next run an hour ahead is the same situation, without touching the clock."""
+    schedulers = []
+    real_build = sched.build
+
+    def build(*args: object, **kwargs: object) -> object:
+        scheduler = real_build(*args, **kwargs)  # type: ignore[arg-type]
+        schedulers.append(scheduler)
+        return scheduler
+
+    monkeypatch.setattr(sched, "build", build)
+    cycles: list[CycleResult] = []
+    enough = asyncio.Event()
+
+    def counted(result: CycleResult) -> None:
+        cycles.append(result)
+        if len(cycles) == 1:
+            job = schedulers[0].get_job(sched.CYCLE_JOB)
+            job.modify(next_run_time=datetime.now(UTC) + timedelta(hours=1))
+        if len(cycles) == 3:
+            enough.set()
+
+    async with PeblarEmulator(SystemClock(), token=TOKEN) as charger, MeterEmulator("sdm630") as meter:
+        meter.set_values(phase_power_w=(500.0, 500.0, 500.0))
+        cfg = parse(
+            {
+                "meter": {"preset": "sdm630", "host": "127.0.0.1", "port": meter.port},
+                "charger": {"url": charger.url, "token": TOKEN, "max_requests_per_s": 50},
+                "control": {"interval_s": 1},
+                "strategy": {"name": "fast"},
+            }
+        )
+        stop = asyncio.Event()
+        options = daemon.RunOptions(stop=stop, handle_signals=False, on_cycle=counted, interval_s=0.5)
+        run = asyncio.create_task(daemon.run(cfg, daemon.open_devices(cfg), options))
+        try:
+            await asyncio.wait_for(enough.wait(), 30)
+        finally:
+            stop.set()
+            assert await asyncio.wait_for(run, 10) == 0
+    stalls = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING and "no control" in r.getMessage()
+    ]
+    assert stalls and "the system clock stepped back?" in stalls[0]
