@@ -163,11 +163,13 @@ class Controller:
             charger_health=self.charger_health,
         )
         outcome, memory = control.step(state, self.strategy, self.memory)
+        # the first write after start is ours even when the charger happens to have that limit
+        reassert = self.limit_written is not None and _reassert(outcome.write, state)
         written = False
         if outcome.write and charger_ok:
             written = await self._write(outcome.write)
         self.memory = memory if written or not outcome.write else _unwritten(memory, self.memory)
-        _log_cycle(state, outcome, written, charger_ok, dry_run=self.dry_run)
+        _log_cycle(state, outcome, written, charger_ok, reassert=reassert, dry_run=self.dry_run)
         result = CycleResult(state, outcome, written, healthy=charger_ok and (written or not outcome.write))
         if self.on_cycle is not None:
             self.on_cycle(result)
@@ -233,7 +235,13 @@ _OWN_SOURCES = {"Local REST API", "Installation limit", "Hardware limitation", "
 
 
 def _log_cycle(
-    state: SiteState, outcome: control.Outcome, written: bool, charger_ok: bool, *, dry_run: bool
+    state: SiteState,
+    outcome: control.Outcome,
+    written: bool,
+    charger_ok: bool,
+    *,
+    reassert: bool,
+    dry_run: bool,
 ) -> None:
     grid = f"{state.grid.power_w:+.0f}" if state.grid is not None else "?"
     car = f"{state.car_power_w():.0f}" if state.charger is not None else "?"
@@ -244,7 +252,7 @@ def _log_cycle(
     if not outcome.write:
         action = "no write"
     elif written:
-        if _reassert(outcome.write, state):  # the periodic write of what the charger already has
+        if reassert:  # the periodic write of what the charger already has
             verb = "would re-assert" if dry_run else "re-asserted"
         else:
             verb = "would write" if dry_run else "wrote"
