@@ -242,3 +242,13 @@ async def test_a_patch_answer_that_is_there_is_still_checked(
     charger.answers["PATCH", "/evinterface"] = Answer(b"", 302, {"Location": "/login"})
     with pytest.raises(ChargerMalformedAnswer, match="/evinterface: unexpected answer"):
         await client.write(Write(limit_ma=8000))
+
+
+async def test_an_answer_that_breaks_off_says_so_rather_than_cannot_connect(
+    charger: CannedCharger, client: PeblarClient
+) -> None:
+    charger.answers["GET", "/evinterface"] = ODD_ANSWERS["body cut short"]
+    with pytest.raises(ChargerUnreachable) as err:
+        await client.read(0)
+    assert "the answer broke off (RemoteProtocolError" in message(err)
+    assert "cannot connect" not in message(err)

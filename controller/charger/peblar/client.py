@@ -211,6 +211,11 @@ class PeblarClient:
             )
         except httpx.TimeoutException:
             raise ChargerTimeout(f"{method} {url}: no answer within {self._timeout_s:g} s") from None
+        except httpx.ProtocolError as exc:  # connected, then the answer broke off or made no sense
+            raise ChargerUnreachable(
+                f"{method} {url}: the answer broke off ({type(exc).__name__}: {_one_line(str(exc))}); "
+                "the charger may be restarting or overloaded"
+            ) from None
         except httpx.TransportError as exc:
             raise ChargerUnreachable(
                 f"{method} {url}: cannot connect ({type(exc).__name__}); is the charger on and its "
