@@ -137,4 +137,20 @@ async def discover(read: ReadHolding, meter_index: int, export_positive: bool) -
         )
     model = meters[meter_index]
     text = f"SunSpec model {model.id} at {model.address} (meter {meter_index + 1} of {len(meters)})"
-    return meter_map(model, export_positive), text
+    return _within_model(model, meter_map(model, export_positive)), text
+
+
+def _within_model(model: Model, regmap: RegisterMap) -> RegisterMap:
+    """A model shorter than the registers a meter model holds would have us read its neighbour's
+    registers as phase currents and powers: a corrupt map, said as such rather than decoded."""
+    last = max(
+        max(spec.address + spec.size - 1, spec.scale_factor_address or 0) for spec in regmap.specs().values()
+    )
+    needed = last - (model.address + 2) + 1
+    if model.length < needed:
+        raise MeterConfigError(
+            f"SunSpec model {model.id} at {model.address} has length {model.length}, shorter than the "
+            f"{needed} registers a meter model {model.id} holds; the device's SunSpec map is corrupt "
+            "(wrong unit id, or a gateway mixing up answers?)"
+        )
+    return regmap

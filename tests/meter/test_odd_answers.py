@@ -145,3 +145,21 @@ async def test_one_phase_reading_nan_while_the_others_read_is_rejected() -> None
         error = await read_error(meter)
     assert isinstance(error, InvalidReading)
     assert "no valid current on L1 (NaN or not-implemented marker)" in str(error)
+
+
+async def test_a_meter_model_shorter_than_its_registers_is_a_corrupt_map() -> None:
+    """Model 203 declares 20 registers: its powers and energies would be read from whatever follows."""
+    image = {SUNSPEC_BASE: MARKER[0], SUNSPEC_BASE + 1: MARKER[1]}
+    meter_at = SUNSPEC_BASE + 70
+    for address, model_id, length in [
+        (SUNSPEC_BASE + 2, 1, 66),
+        (meter_at, 203, 20),
+        (meter_at + 22, 0xFFFF, 0),
+    ]:
+        image[address], image[address + 1] = model_id, length
+    for address in range(meter_at + 2, meter_at + 120):
+        image.setdefault(address, 0)
+    async with serve(image) as port:
+        error = await read_error(ModbusMeter(settings("sunspec", port)))
+    assert isinstance(error, MeterConfigError)
+    assert f"model 203 at {meter_at} has length 20, shorter than the 53 registers" in str(error)
