@@ -18,9 +18,9 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from controller.meter.base import InvalidReading, MeterConfigError, MeterError
 from controller.meter.modbus import ModbusMeter
-from controller.meter.registers import plan
+from controller.meter.registers import plan, to_words
 from controller.meter.settings import MeterSettings
-from controller.meter.sunspec import MARKER
+from controller.meter.sunspec import MARKER, Model, meter_map
 from controller.simulation.meter_emulator import SUNSPEC_BASE, MeterEmulator, sunspec_chain
 
 logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
@@ -163,3 +163,30 @@ async def test_a_meter_model_shorter_than_its_registers_is_a_corrupt_map() -> No
         error = await read_error(ModbusMeter(settings("sunspec", port)))
     assert isinstance(error, MeterConfigError)
     assert f"model 203 at {meter_at} has length 20, shorter than the 53 registers" in str(error)
+
+
+@pytest.mark.parametrize("model_id", [201, 211])
+async def test_a_single_phase_sunspec_meter_is_read_without_its_absent_phases(model_id: int) -> None:
+    """Models 201/211 leave phases B and C unimplemented: that is the model, not a lost value."""
+    image, [(_, address)] = sunspec_chain((model_id,))
+    three_phase = meter_map(Model(model_id + 2, address, 124, 0), export_positive=False)
+    values = {"current_l1": 10.0, "voltage_l1": 230.0, "power": 2300.0, "power_l1": 2300.0}
+    for name, spec in three_phase.specs().items():
+        if spec.scale_factor_address is not None:
+            image[spec.scale_factor_address] = 0
+        if name in values:
+            words = to_words(values[name], spec.type, three_phase.word_order)
+        elif name.endswith(("_l2", "_l3")):
+            words = (
+                to_words(math.nan, "float32", three_phase.word_order) if spec.type == "float32" else [0x8000]
+            )
+        else:
+            continue
+        for offset, word in enumerate(words):
+            image[spec.address + offset] = word
+    async with serve(image) as port:
+        meter = ModbusMeter(settings("sunspec", port))
+        reading = await meter.read(0)
+        await meter.aclose()
+    assert reading.power_w == pytest.approx(2300.0)
+    assert [phase.current_a for phase in reading.phases] == [pytest.approx(10.0)]
