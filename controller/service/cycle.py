@@ -186,6 +186,8 @@ class Controller:
             return False
         self.requests_written += 1
         if write.limit_ma is not None:
+            if write.limit_ma != self.limit_written:  # a new value: a read-back may lag one cycle
+                self.unapplied = 0
             self.limit_written = write.limit_ma
         return True
 

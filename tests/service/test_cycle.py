@@ -15,6 +15,7 @@ from controller.charger.base import ChargerServerError, ChargerUnreachable
 from controller.charger.dry_run import DryRunCharger
 from controller.clock import ManualClock
 from controller.core.commands import Write
+from controller.core.decision import Decision
 from controller.core.state import ChargerInfo, ChargerReading, MeterReading, PhaseReading, SiteLimits
 from controller.meter.base import MeterTimeout
 from controller.service.cycle import Controller
@@ -59,6 +60,8 @@ class ScriptedCharger:
         )
         self.writes: list[Write] = []
         self.applies = True
+        self.lagging: Write | None = None
+        """Set (to any Write) for a charger whose read-back shows each write one write late."""
         self.read_fail: Exception | None = None
         self.write_fail: Exception | None = None
 
@@ -76,6 +79,8 @@ class ScriptedCharger:
         self.writes.append(write)
         if not self.applies:
             return
+        if self.lagging is not None:
+            write, self.lagging = self.lagging, write
         if write.limit_ma is not None:
             self.reading = replace(self.reading, limit_ma=write.limit_ma)
         if write.force_1_phase is not None:
@@ -290,4 +295,28 @@ async def test_dry_run_does_not_mistake_its_unsent_writes_for_a_disobedient_char
     for _ in range(6):
         await controller.cycle()
         clock.advance(5)
+    assert "not applying our writes" not in caplog.text
+
+
+class Stepping:
+    """Asks one amp more every cycle, as pv does while the sun comes out."""
+
+    def __init__(self) -> None:
+        self.amps = 6.0
+
+    def decide(self, state: object) -> Decision:
+        self.amps += 1
+        return Decision(self.amps, 3, "stepping")
+
+
+async def test_a_read_back_that_lags_one_write_is_not_called_disobedient(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    controller, _, charger, clock = make()
+    controller.set_strategy("stepping", Stepping())  # type: ignore[arg-type]
+    charger.lagging = Write(limit_ma=10000)
+    for _ in range(6):
+        await controller.cycle()
+        clock.advance(5)
+    assert len(charger.writes) == 6
     assert "not applying our writes" not in caplog.text
