@@ -14,6 +14,7 @@ import secrets
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from importlib import resources
 from pathlib import Path
 
@@ -32,6 +33,9 @@ SITE_STEP_S = 0.02
 """Real seconds between updates of the emulated site (a few per control cycle)."""
 
 DEMO_INTERVAL_S = 10.0
+STATUS_EVERY_S = 1800.0
+SITE_ZONE = timezone(timedelta(hours=-7))
+"""The bundled trace's site clock: Golden, Colorado, in standard time (controller/data/README.md)."""
 
 
 def bundled_trace() -> Path:
@@ -57,6 +61,9 @@ class Tally:
     pauses: int = 0
     phase_switches: int = 0
     last: list[float] = field(default_factory=list)
+    pv_w: float = 0.0
+    house_w: float = 0.0
+    next_status_s: float = 0.0
 
     def add(self, dt_s: float, pv_w: float, house_w: float, car_w: float) -> None:
         hours = dt_s / 3600
@@ -64,6 +71,7 @@ class Tally:
         self.car_solar_wh += min(car_w, max(pv_w - house_w, 0.0)) * hours
         self.surplus_wh += max(pv_w - house_w, 0.0) * hours
         self.grid_import_wh += max(house_w + car_w - pv_w, 0.0) * hours
+        self.pv_w, self.house_w = pv_w, house_w
 
     def summary(self) -> str:
         share = self.car_solar_wh / self.car_wh if self.car_wh else 0.0
@@ -108,7 +116,9 @@ async def run_demo(*, seconds: float = 60.0, strategy: str = "pv", trace_path: P
         print(
             f"demo: {strategy} on the bundled trace, {(end - start) / 3600:.1f} h of daylight "
             f"in {seconds:.0f} s ({speed:.0f}× real time), control every {DEMO_INTERVAL_S:g} s; the "
-            "emulated charger starts at its maximum, as a real one does with no controller",
+            "emulated charger starts at its maximum, as a real one does with no controller. One line per "
+            f"start, pause and phase switch, and the site every {STATUS_EVERY_S / 60:.0f} min, in the "
+            "trace's local time (UTC−7); --log-level DEBUG shows the daemon's line for every cycle",
             file=sys.stderr,
         )
         site = asyncio.create_task(_site(trace, clock, model, meter_emulator, tally, end, stop))
@@ -118,6 +128,7 @@ async def run_demo(*, seconds: float = 60.0, strategy: str = "pv", trace_path: P
             stop=stop,
             on_cycle=_counter(tally),
             log_slow_cycles=False,
+            cycle_log_level=logging.DEBUG,
         )
         code = await run(cfg, open_devices(cfg, token=token), options)
         await site
@@ -128,14 +139,42 @@ async def run_demo(*, seconds: float = 60.0, strategy: str = "pv", trace_path: P
 def _counter(tally: Tally) -> Callable[[CycleResult], None]:
     def count(result: CycleResult) -> None:
         tally.cycles += 1
-        write = result.outcome.write
-        before = result.state.charger
-        if result.written and write.limit_ma == 0 and before is not None and before.limit_ma >= 6000:
-            tally.pauses += 1
+        state, outcome = result.state, result.outcome
+        write, before = outcome.write, state.charger
+        events = []
+        if result.written and write.limit_ma is not None and before is not None:
+            if write.limit_ma == 0 and before.limit_ma >= 6000:
+                tally.pauses += 1
+                events.append("pause")
+            elif write.limit_ma >= 6000 > before.limit_ma:
+                events.append(f"start at {write.limit_ma / 1000:.1f} A")
         if result.written and write.force_1_phase is not None:
             tally.phase_switches += 1
+            events.append(f"switch to {'1 phase' if write.force_1_phase else '3 phases'}")
+        if events:
+            _say(state.now, f"{', '.join(events)}: {outcome.reason()}")
+        if state.now >= tally.next_status_s:
+            tally.next_status_s = state.now - state.now % STATUS_EVERY_S + STATUS_EVERY_S
+            _say(state.now, _status(tally, result))
 
     return count
+
+
+def _status(tally: Tally, result: CycleResult) -> str:
+    state, command = result.state, result.outcome.command
+    grid = f"{state.grid.power_w / 1000:+.1f}" if state.grid is not None else "?"
+    if command.limit_ma == 0:
+        target = "paused"
+    else:
+        target = f"{command.limit_ma / 1000:.1f} A {'1p' if command.force_1_phase else '3p'}"
+    return (
+        f"pv {tally.pv_w / 1000:.1f} kW, house {tally.house_w / 1000:.1f} kW, car "
+        f"{state.car_power_w() / 1000:.1f} kW ({target}), grid {grid} kW"
+    )
+
+
+def _say(now: float, text: str) -> None:
+    print(f"{datetime.fromtimestamp(now, SITE_ZONE):%H:%M}  {text}", file=sys.stderr)
 
 
 async def _site(

@@ -71,6 +71,8 @@ class Controller:
         self.charger_health = DeviceHealth()
         self.requests_written = 0
         self.on_cycle: Callable[[CycleResult], None] | None = None
+        self.cycle_log_level = logging.INFO
+        """Level of the ordinary cycle line (BLIND and STRATEGY FAILED keep theirs): the demo lowers it."""
         self.limit_written: int | None = None
         self.unapplied = 0
         """Reads in a row that did not show the limit last written."""
@@ -169,7 +171,15 @@ class Controller:
         if outcome.write and charger_ok:
             written = await self._write(outcome.write)
         self.memory = memory if written or not outcome.write else _unwritten(memory, self.memory)
-        _log_cycle(state, outcome, written, charger_ok, reassert=reassert, dry_run=self.dry_run)
+        _log_cycle(
+            state,
+            outcome,
+            written,
+            charger_ok,
+            reassert=reassert,
+            dry_run=self.dry_run,
+            level=self.cycle_log_level,
+        )
         result = CycleResult(state, outcome, written, healthy=charger_ok and (written or not outcome.write))
         if self.on_cycle is not None:
             self.on_cycle(result)
@@ -244,6 +254,7 @@ def _log_cycle(
     *,
     reassert: bool,
     dry_run: bool,
+    level: int,
 ) -> None:
     grid = f"{state.grid.power_w:+.0f}" if state.grid is not None else "?"
     car = f"{state.car_power_w():.0f}" if state.charger is not None else "?"
@@ -267,8 +278,6 @@ def _log_cycle(
         level = logging.ERROR
     elif any(note.startswith("BLIND") for note in outcome.notes):
         level = logging.WARNING
-    else:
-        level = logging.INFO
     log.log(
         level,
         "grid=%s W car=%s W surplus=%s W → %s %s (%s) | %s",

@@ -58,6 +58,8 @@ class RunOptions:
     """Called after every cycle (the demo's summary counts pauses and switches with it)."""
     log_slow_cycles: bool = True
     """Say when a cycle outlasts the interval; off for the demo, whose interval is a few milliseconds."""
+    cycle_log_level: int = logging.INFO
+    """Level of the ordinary one-line-per-cycle log; the demo, a day in a minute, sums up instead."""
 
 
 def open_devices(cfg: Config, *, token: str | None = None) -> Devices:
@@ -110,6 +112,7 @@ async def run(cfg: Config, devices: Devices, options: RunOptions) -> int:
         info = await probe(devices.charger, needs_write=not dry_run)
         controller = _controller(cfg, devices.meter, charger, info or _UNPROBED, options, dry_run)
         controller.on_cycle = options.on_cycle
+        controller.cycle_log_level = options.cycle_log_level
         if options.once:
             result = await controller.cycle()
             return 0 if result.healthy else 1

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -222,6 +223,9 @@ async def test_the_demo_runs_and_sums_up_without_scheduler_noise() -> None:
     assert code == 0, err
     assert "demo summary:" in err
     assert "went into the car" in err
+    assert re.search(r"^\d\d:\d\d  pv \d+\.\d kW, house", err, re.MULTILINE)  # the site, every 30 min
+    assert re.search(r"^\d\d:\d\d  start at \d+\.\d A", err, re.MULTILINE)
+    assert "INFO grid=" not in err  # the per-cycle lines are DEBUG in the demo
     assert "longer than interval_s" not in err
     assert "maximum number of running instances" not in err
 
