@@ -95,9 +95,10 @@ class ChargerModel:
             return 1
         return 3
 
-    def _target_a(self, now: float) -> float:
+    def _target_a(self, start: float) -> float:
+        """What the car heads for over a step that begins at `start`."""
         car = self.car
-        if not car.plugged or car.full or now < self._interrupted_until:
+        if not car.plugged or car.full or start < self._interrupted_until:
             return 0.0
         offered = self.limit_actual_ma() / 1000
         if offered < MIN_CHARGE_MA / 1000:
@@ -108,7 +109,11 @@ class ChargerModel:
         dt = now - self._now
         if dt <= 0:
             return
-        target = self._target_a(now)
+        if self._now < self._interrupted_until < now:
+            # The phase-switch pause ends inside this step: no current until then, the ramp after it.
+            self.step(self._interrupted_until)
+            dt = now - self._now
+        target = self._target_a(self._now)
         start = self._current_a
         if target <= 0:
             end = 0.0

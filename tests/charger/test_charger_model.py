@@ -67,3 +67,18 @@ def test_reboot_forgets_the_rest_limit() -> None:
     m.set_limit(6000, 0.0)
     m.reboot(10.0)
     assert m.rest_limit_ma == 16000
+
+
+def test_a_step_that_ends_with_the_switch_interruption_carries_no_current() -> None:
+    """The simulator steps from cycle to cycle: with a 5 s interval and a 5 s interruption, one step
+    spans the whole interruption, and the car must not ramp up inside it."""
+    m = model(switch_interrupt_s=5.0)
+    m.set_limit(16000, 0.0)
+    m.step(100.0)
+    m.set_force_1_phase(True, 100.0)
+    before = m.energy_total_wh
+    m.step(105.0)
+    assert m.car_current_a() == 0
+    assert m.energy_total_wh == before
+    m.step(107.0)
+    assert 0 < m.car_current_a() < 16
