@@ -226,13 +226,21 @@ def summarize(
     current = -1
     boundary = -float("inf")
     bucket: list[Cycle] = []
+    before: dict[str, Cycle | None] = {}
+    """Each day's cycle before its first: a pause or switch in a day's first cycle is that day's."""
+    last: Cycle | None = None
     for row in rows:
         if row.time >= boundary:
             current = clock.index(row.time)
             boundary = clock.starts[current + 1] if current + 1 < len(clock.starts) else float("inf")
             bucket = by_day.setdefault(clock.names[current], [])
+            before.setdefault(clock.names[current], last)
         bucket.append(row)
-    days = {name: block(day_rows, main_fuse_a=main_fuse_a) for name, day_rows in by_day.items()}
+        last = row
+    days = {
+        name: block(day_rows, main_fuse_a=main_fuse_a, previous=before[name])
+        for name, day_rows in by_day.items()
+    }
     total = block(rows, main_fuse_a=main_fuse_a)
     total.days = len(days)
     total.plugged_days = sum(1 for m in days.values() if m.plugged_days)
@@ -275,15 +283,15 @@ def combine(blocks: Sequence[Metrics], *, compute_s: Sequence[float] = ()) -> Me
     return m
 
 
-def block(rows: Iterable[Cycle], *, main_fuse_a: float) -> Metrics:
-    """Sum, count and maximise one stretch of the timeline (see the module docstring)."""
+def block(rows: Iterable[Cycle], *, main_fuse_a: float, previous: Cycle | None = None) -> Metrics:
+    """Sum, count and maximise one stretch of the timeline (see the module docstring); `previous` is
+    the cycle just before the stretch, against which its first cycle's pause or switch is counted."""
     m = Metrics(main_fuse_a=main_fuse_a)
     # Local sums, not attributes of `m`: this loop sees every cycle of a month twice.
     car_wh = solar_wh = export_wh = surplus_wh = oracle_wh = plugged_s = over_s = peak_a = 0.0
     commands = 0
     pause_times: list[float] = []
     open_pause: float | None = None
-    previous: Cycle | None = None
     for row in rows:
         car_wh += row.car_wh
         solar_wh += row.car_solar_wh

@@ -180,3 +180,16 @@ def test_pause_before_a_phase_switch_is_counted_as_a_switch_pause() -> None:
     ]
     m = block(rows, main_fuse_a=25)
     assert (m.pauses, m.switch_pauses, m.phase_switches) == (3, 1, 3)
+
+
+def test_a_pause_and_a_switch_in_a_days_first_cycle_count_for_that_day() -> None:
+    """Plugged in overnight: the pause at 00:00 is the new day's, against the 23:59 cycle before it."""
+    rows = [
+        cycle(DAY0 + 86400 - 60, target_a=10.0, phases=1),
+        cycle(DAY0 + 86400, target_a=0.0, phases=3),
+        cycle(DAY0 + 86400 + 60, target_a=0.0, phases=3),
+    ]
+    run = summarize(rows, timezone="UTC", main_fuse_a=25)
+    assert (run.total.pauses, run.total.phase_switches) == (1, 1)
+    assert (run.days["2016-06-02"].pauses, run.days["2016-06-02"].phase_switches) == (1, 1)
+    assert (run.days["2016-06-01"].pauses, run.days["2016-06-01"].phase_switches) == (0, 0)
