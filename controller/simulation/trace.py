@@ -263,6 +263,8 @@ def parse_rows(rows: Iterator[list[str]] | Sequence[list[str]], source: str = "t
             house_split.append(_fractions(parts, sum(parts)))
             summed = "house_w" if house_col is not None else "house_l1_w+house_l2_w+house_l3_w"
             total = _consumption_or_output(total, summed, source, row_number)
+            if house_col is None:  # the sum is sane: the phases as read, standby noise as 0 W
+                total = sum(parts)
         else:
             total = _consumption_or_output(
                 _number(row, columns["house_w"], "house_w", source, row_number), "house_w", source, row_number

@@ -66,6 +66,12 @@ def test_per_phase_house_columns_replace_the_even_split() -> None:
     assert trace.pv_phases_w(0) == pytest.approx((100.0, 100.0, 100.0))
 
 
+def test_standby_noise_on_a_house_phase_reads_as_zero_in_the_total_too() -> None:
+    trace = parse_text("timestamp,pv_w,house_l1_w,house_l2_w,house_l3_w\n0,0,-50,1000,1000\n")
+    assert trace.house_w == [2000.0]
+    assert trace.house_phases_w(0) == pytest.approx((0.0, 1000.0, 1000.0))
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
