@@ -67,6 +67,9 @@ def build(
             id=f"schedule-{index}",
             max_instances=1,
             coalesce=True,
+            # however late (a suspend, the clock stepping forward after boot): a missed switch would
+            # otherwise leave the wrong strategy until the rule's next firing, a day or a week later
+            misfire_grace_time=None,
         )
         log.info("schedule: %r → strategy %s", rule.cron, rule.strategy)
     return scheduler
@@ -89,16 +92,28 @@ def active_rule(rules: list[ScheduleRule], now: datetime, timezone: tzinfo) -> S
     return best[1] if best else None
 
 
+LOOKBACK = timedelta(days=8)
+MAX_FIRINGS = 8 * 24 * 60 + 60
+"""A rule fires at most once a minute: more steps than that in the look-back would be a bug looping."""
+
+
 def last_fire_time(rule: ScheduleRule, now: datetime, timezone: tzinfo) -> datetime | None:
-    """Latest firing within the past 8 days (APScheduler only looks forward, so step from a week ago)."""
+    """Latest firing within the past 8 days, in UTC (APScheduler only looks forward, so step from a
+    week ago).
+
+    Steps and comparisons are in UTC: in local time, the second pass of the hour the clocks go back
+    is 'earlier' than the first, and a local step of one second from it lands an hour back, which once
+    made this loop, and the daemon's start-up, run for ever.
+    """
     trigger = cron_trigger(rule, timezone)
-    cursor = now.astimezone(timezone) - timedelta(days=8)
+    cursor = (now - LOOKBACK).astimezone(timezone)
     last: datetime | None = None
     previous: datetime | None = None
-    while True:
+    for _ in range(MAX_FIRINGS):
         fire = trigger.get_next_fire_time(previous, cursor)
         if fire is None or fire > now:
-            return last
-        last = fire
+            break
+        last = fire.astimezone(UTC)
         previous = fire
-        cursor = fire + timedelta(seconds=1)
+        cursor = (last + timedelta(seconds=1)).astimezone(timezone)
+    return last

@@ -54,3 +54,29 @@ def test_active_rule_after_a_restart_is_the_latest_that_fired() -> None:
 
 def test_no_rules_means_no_scheduled_strategy() -> None:
     assert sched.active_rule([], datetime(2026, 1, 1, tzinfo=UTC), BERLIN) is None
+
+
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+
+
+def test_a_rule_that_fired_in_the_hour_the_clocks_went_back_is_found() -> None:
+    """A start within 8 days of it once looped for ever: the daemon never got to READY."""
+    rule = ScheduleRule(cron="15 2 * * *", strategy="fast")
+    for now in (datetime(2026, 10, 25, 1, 20, tzinfo=UTC), datetime(2026, 10, 29, 12, tzinfo=UTC)):
+        assert sched.active_rule([rule], now, AMSTERDAM) == rule
+    every_quarter = ScheduleRule(cron="*/15 * * * *", strategy="fast")
+    fired = sched.last_fire_time(every_quarter, datetime(2026, 10, 30, 12, 5, tzinfo=UTC), AMSTERDAM)
+    assert fired == datetime(2026, 10, 30, 12, 0, tzinfo=UTC)
+
+
+def test_in_the_repeated_hour_the_later_firing_in_real_time_wins() -> None:
+    """02:45 on the first pass (00:45 UTC) came before 02:15 on the second (01:15 UTC)."""
+    first_pass = ScheduleRule(cron="45 2 * * *", strategy="fast")
+    second_pass = ScheduleRule(cron="15 2 * * *", strategy="pv")
+    now = datetime(2026, 10, 25, 1, 20, tzinfo=UTC)  # 02:20 CET, the second pass
+    assert sched.active_rule([first_pass, second_pass], now, AMSTERDAM) == second_pass
+
+
+def test_a_schedule_switch_missed_by_a_late_loop_still_happens() -> None:
+    scheduler = sched.build(_noop, interval_s=5, rules=[NIGHT], on_rule=_on_rule, timezone=BERLIN)
+    assert scheduler.get_job("schedule-0").misfire_grace_time is None
