@@ -140,7 +140,12 @@ def load(name: str, params: Mapping[str, object]) -> Strategy:
         raise StrategyError(
             f"{'; '.join(problems)} (strategy {name!r}; `peblar-surplus strategies` lists its parameters)"
         ) from exc
-    return cls(validated)
+    try:
+        return cls(validated)
+    except Exception as exc:  # a plugin's bug: exit 2 naming it, not a traceback systemd restarts
+        raise StrategyError(
+            f"strategy.name = {name!r}: it could not be created ({type(exc).__name__}: {exc})"
+        ) from exc
 
 
 def _not_its_parameters(name: str, cls: StrategyClass, unknown: list[str]) -> str:

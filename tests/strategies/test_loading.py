@@ -38,6 +38,11 @@ class Steady:
 
 class NotAStrategy:
     pass
+
+
+class Fragile(Steady):
+    def __init__(self, params):
+        raise RuntimeError("needs a licence key")
 """
 
 
@@ -119,3 +124,11 @@ def test_an_unknown_name_says_where_it_looked() -> None:
 def test_an_infinite_delay_is_refused_rather_than_never_charging() -> None:
     with pytest.raises(StrategyError, match="strategy.enable_delay_s: Input should be a finite number"):
         strategies.load("pv", {"enable_delay_s": float("inf")})
+
+
+def test_a_plugin_whose_constructor_raises_is_a_strategy_error(plugin_path: Path) -> None:
+    """Exit 2 naming it, rather than a traceback and exit 1, which systemd would restart every 10 s."""
+    with pytest.raises(
+        StrategyError, match=r"'steady_plugin:Fragile': it could not be created \(RuntimeError: needs"
+    ):
+        strategies.load("steady_plugin:Fragile", {})
