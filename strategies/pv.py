@@ -85,18 +85,26 @@ class Pv:
         raw = surplus_w(state, p.reserve_w)
         if raw is None:
             return Decision.pause("pv: no meter reading yet", state.active_phases())
+        if self.last_s is not None and now < self.last_s:
+            self._clock_stepped_back()
+        first = self.last_s is None
         dt = 0.0 if self.last_s is None else max(now - self.last_s, 0.0)
         surplus = self._smooth(raw, now)
         self.smoothed_w, self.last_s = surplus, now
 
         can_switch = state.info.can_switch_phases()
+        active = state.active_phases()
         if self.phases == 0 or not can_switch:
-            self.phases = state.active_phases()
+            self.phases = active
         one_min = limits.min_current_a * volts
         three_min = 3 * one_min
+        if first and state.charger is not None and state.charger.charging and surplus >= active * one_min:
+            # Taking over a car that charges on the sun (a restart, a schedule switch): carry on.
+            self.running, self.phases = True, active
         self._phase_timers(surplus, now, dt, can_switch, one_min, limits.max_current_a * volts)
 
-        min_power = self.phases * limits.min_current_a * volts
+        # While a switch to 1 phase is held back the charger still draws the 3-phase minimum.
+        min_power = max(self.phases, active) * one_min
         if not self.running:
             start_power = one_min if can_switch else min_power
             if surplus >= start_power:
@@ -109,6 +117,14 @@ class Pv:
                     f"pv: surplus {surplus:.0f} W, start needs {start_power:.0f} W "
                     f"for {p.enable_delay_s:.0f} s (held {held:.0f} s)",
                     self.phases,
+                )
+            if can_switch and surplus < three_min and active == 3:
+                # Starting on 3 phases would import the difference until the safety layer may
+                # switch (min_phase_switch_interval_s): ask for 1 phase and start once it is there.
+                self.phases = 1
+                return Decision.pause(
+                    f"pv: surplus {surplus:.0f} W carries 1 phase only; start once the charger is on it",
+                    1,
                 )
             self.running = True
             self.dip_since, self.dip_wh = None, 0.0
@@ -149,6 +165,12 @@ class Pv:
         wanted = surplus / (self.phases * volts)
         wanted = max(limits.min_current_a, min(limits.max_current_a, wanted))
         return self._set(wanted, f"pv: surplus {surplus:.0f} W")
+
+    def _clock_stepped_back(self) -> None:
+        """Timers stamped in the future would hold their delays for as long as the step: start them
+        again from now (a running charge keeps running)."""
+        self.enough_since = self.dip_since = self.up_since = self.down_since = None
+        self.smoothed_w = None
 
     def _phase_timers(
         self, surplus: float, now: float, dt: float, can_switch: bool, one_min: float, one_max: float

@@ -210,3 +210,56 @@ def test_evcc_default_drops_to_one_phase_instead_of_stopping_when_one_phase_carr
     switched = [t for t, d in decisions if d.phases == 1]
     assert switched
     assert switched[0] - 90 >= 180
+
+
+def test_pv_taking_over_a_car_that_charges_on_the_sun_does_not_pause_it() -> None:
+    """After a restart or a schedule switch to pv, a fresh pv met a car charging at 8 kW on sun and
+    paused it for the start delay, spending one of the relay budget's pauses."""
+    decision = pv().decide(site(0, 8500, car_w=8000))  # 8 kW into the car, 0.5 kW exported
+    assert not decision.paused
+    assert decision.phases == 3
+
+
+def test_a_clock_stepped_back_does_not_stretch_the_start_delay() -> None:
+    strategy = pv(enable_delay_s=30)
+    for t in range(1000, 1020, 5):
+        assert strategy.decide(site(t, 3000)).paused
+    started = [t for t in range(400, 460, 5) if not strategy.decide(site(t, 3000, force_1p=True)).paused]
+    assert started and started[0] <= 400 + 30  # not 630 s, as with a timer left in the future
+
+
+def test_pv_does_not_start_on_three_phases_with_a_one_phase_surplus() -> None:
+    """A switch to 1 phase may be held back by min_phase_switch_interval_s: starting meanwhile would
+    draw 4.1 kW on 3 phases from 2 kW of sun."""
+    strategy = pv(enable_delay_s=0)
+    waiting = strategy.decide(site(0, 2000))
+    assert waiting.paused
+    assert waiting.phases == 1
+    assert "carries 1 phase only" in waiting.reason
+    started = strategy.decide(site(5, 2000, force_1p=True))  # the charger is on 1 phase now
+    assert not started.paused
+    assert started.phases == 1
+
+
+def test_a_held_switch_to_one_phase_still_counts_the_three_phase_import() -> None:
+    """pv asked for 1 phase once its dip budget was spent, but the charger stays on 3 phases (the
+    switch is held back): the dip goes on drawing 4.1 kW against 2 kW of sun and must end in a pause."""
+    strategy = pv(enable_delay_s=0, dip_import_wh=120, disable_delay_s=3600)
+    strategy.decide(site(0, 9000))
+    assert not strategy.decide(site(5, 9000, car_w=8000)).paused
+    t, switched_at = 10, None
+    while switched_at is None and t < 1000:
+        if strategy.decide(site(t, 2000, car_w=4140)).phases == 1:
+            switched_at = t
+        t += 5
+    assert switched_at is not None
+    paused_at = next(
+        (
+            s
+            for s in range(switched_at + 5, switched_at + 600, 5)
+            if strategy.decide(site(s, 2000, car_w=4140)).paused
+        ),
+        None,
+    )
+    assert paused_at is not None
+    assert paused_at - switched_at <= 120 * 3600 / (4140 - 2000) + 10
