@@ -72,6 +72,10 @@ def _next_header(model: Model) -> int:
 
 
 def meter_map(model: Model, export_positive: bool) -> RegisterMap:
+    return _phases_of(model, _all_phases_map(model, export_positive))
+
+
+def _all_phases_map(model: Model, export_positive: bool) -> RegisterMap:
     a = model.address
     if model.id in INT_METERS:
 
@@ -80,49 +84,43 @@ def meter_map(model: Model, export_positive: bool) -> RegisterMap:
                 {"address": a + offset, "type": dtype, "scale": scale, "scale_factor_address": a + sf_offset}
             )
 
-        return _phases_of(
-            model,
-            RegisterMap(
-                function=3,
-                max_block=110,
-                export_positive=export_positive,
-                current_l1=sf(3, 6),
-                current_l2=sf(4, 6),
-                current_l3=sf(5, 6),
-                voltage_l1=sf(8, 15),
-                voltage_l2=sf(9, 15),
-                voltage_l3=sf(10, 15),
-                power=sf(18, 22),
-                power_l1=sf(19, 22),
-                power_l2=sf(20, 22),
-                power_l3=sf(21, 22),
-                export_kwh=sf(38, 54, 0.001, "uint32"),
-                import_kwh=sf(46, 54, 0.001, "uint32"),
-            ),
+        return RegisterMap(
+            function=3,
+            max_block=110,
+            export_positive=export_positive,
+            current_l1=sf(3, 6),
+            current_l2=sf(4, 6),
+            current_l3=sf(5, 6),
+            voltage_l1=sf(8, 15),
+            voltage_l2=sf(9, 15),
+            voltage_l3=sf(10, 15),
+            power=sf(18, 22),
+            power_l1=sf(19, 22),
+            power_l2=sf(20, 22),
+            power_l3=sf(21, 22),
+            export_kwh=sf(38, 54, 0.001, "uint32"),
+            import_kwh=sf(46, 54, 0.001, "uint32"),
         )
 
     def fl(offset: int, scale: float = 1.0) -> RegisterSpec:
         return RegisterSpec(address=a + offset, type="float32", scale=scale)
 
-    return _phases_of(
-        model,
-        RegisterMap(
-            function=3,
-            max_block=110,
-            export_positive=export_positive,
-            current_l1=fl(4),
-            current_l2=fl(6),
-            current_l3=fl(8),
-            voltage_l1=fl(12),
-            voltage_l2=fl(14),
-            voltage_l3=fl(16),
-            power=fl(28),
-            power_l1=fl(30),
-            power_l2=fl(32),
-            power_l3=fl(34),
-            export_kwh=fl(60, 0.001),
-            import_kwh=fl(68, 0.001),
-        ),
+    return RegisterMap(
+        function=3,
+        max_block=110,
+        export_positive=export_positive,
+        current_l1=fl(4),
+        current_l2=fl(6),
+        current_l3=fl(8),
+        voltage_l1=fl(12),
+        voltage_l2=fl(14),
+        voltage_l3=fl(16),
+        power=fl(28),
+        power_l1=fl(30),
+        power_l2=fl(32),
+        power_l3=fl(34),
+        export_kwh=fl(60, 0.001),
+        import_kwh=fl(68, 0.001),
     )
 
 
