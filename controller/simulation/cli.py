@@ -151,6 +151,11 @@ def handle(args: argparse.Namespace) -> int:
         interval_s=setup.interval_s, plug_in=plug_in, plug_out=plug_out, timezone=setup.timezone
     )
     names = args.strategy or [setup.strategy]
+    problem = _given_twice("--strategy", names) or _given_twice(
+        "--trace", [str(Path(path).resolve()) for path in args.trace], shown=args.trace
+    )
+    if problem is not None:
+        return _fail(problem)
     # the config's parameters go to the config's strategy only
     params_of = {name: setup.params if name == setup.strategy else {} for name in names}
     for name, params in params_of.items():  # all before the first run: a typo in the last costs nothing
@@ -222,6 +227,14 @@ def handle(args: argparse.Namespace) -> int:
     except OSError as exc:  # a disk that filled up during the run, say
         return _fail(f"{flag}: could not write ({exc.strerror or exc})")
     return EXIT_OK
+
+
+def _given_twice(flag: str, values: Sequence[str], shown: Sequence[str] | None = None) -> str | None:
+    """Twice the same run would count its energy twice in the totals."""
+    for index, value in enumerate(values):
+        if value in values[:index]:
+            return f"{flag} {(shown or values)[index]}: given twice; give each once"
+    return None
 
 
 def _overwrites_trace(flag: str, target: str | None, traces: Sequence[str]) -> str | None:

@@ -25,6 +25,7 @@ from matplotlib.patches import Patch
 from controller.core.units import MIN_SIGNAL_A
 from controller.simulation.engine import SimResult
 from controller.simulation.metrics import Cycle, DayClock, Metrics
+from controller.simulation.trace import trace_labels
 
 COLOURS = {
     "pv": "#f2b705",
@@ -47,11 +48,13 @@ def plot_results(results: Sequence[SimResult], directory: Path, timezone: str) -
     directory.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     names = [r.strategy for r in results]
+    labels = trace_labels([r.trace for r in results])
     for result in results:
         # several traces of one strategy may share dates: then the trace goes into the name too
         prefix = _safe(result.strategy)
         if names.count(result.strategy) > 1:
-            prefix += "_" + _safe(Path(result.trace).name.split(".")[0])
+            label = Path(labels[result.trace])
+            prefix += "_" + _safe(str(label.parent / label.name.split(".")[0]))
         if not result.timeline:
             continue
         clock = DayClock(result.timeline[0].time, result.timeline[-1].time + 1, timezone)

@@ -5,7 +5,8 @@ add fields, never rename them.
 
 - JSON: `{"strategies": {NAME: {"total": {...}, "days": {DATE: {...}}}}, "traces": [...], "settings": {...}}`.
   With several traces a strategy's `total` covers all of them and its `days` all their days (a date that
-  occurs in two traces is keyed `DATE trace-name` the second time).
+  occurs in two traces is keyed `DATE trace-name` the second time; traces of the same file name are
+  named by their paths here and in the timeline).
 - Timeline CSV: one row per control cycle, starting with
   `strategy,time,pv_w,house_w,car_w,grid_w,target_a,phases,command` (`time` in ISO 8601 UTC,
   `command` empty when nothing was written), then the plug state, the interval integrals and the reason.
@@ -23,6 +24,7 @@ from typing import Any, TextIO
 
 from controller.simulation.engine import SimResult
 from controller.simulation.metrics import Metrics, combine
+from controller.simulation.trace import trace_labels
 
 TIMELINE_COLUMNS = (
     "strategy",
@@ -60,11 +62,12 @@ def strategy_total(results: Sequence[SimResult]) -> Metrics:
 
 def report_json(results: Sequence[SimResult]) -> dict[str, Any]:
     strategies: dict[str, Any] = {}
+    labels = trace_labels([run.trace for run in results])
     for name, runs in _by_strategy(results).items():
         days: dict[str, Any] = {}
         for run in runs:
             for day, block in run.metrics.days.items():
-                key = day if day not in days else f"{day} {Path(run.trace).name}"
+                key = day if day not in days else f"{day} {labels[run.trace]}"
                 days[key] = block.as_json(with_timing=False)
         strategies[name] = {
             "total": strategy_total(runs).as_json(with_timing=True),
@@ -106,8 +109,9 @@ def write_timeline(path: Path, results: Sequence[SimResult]) -> None:
 def write_timeline_to(handle: TextIO, results: Sequence[SimResult]) -> None:
     writer = csv.writer(handle, lineterminator="\n")
     writer.writerow(TIMELINE_COLUMNS)
+    labels = trace_labels([run.trace for run in results])
     for run in results:
-        trace = Path(run.trace).name
+        trace = labels[run.trace]
         for row in run.timeline:
             writer.writerow(
                 (

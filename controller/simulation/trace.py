@@ -150,6 +150,13 @@ class Trace:
         )
 
 
+def trace_labels(paths: Sequence[str]) -> dict[str, str]:
+    """A name for each trace in the outputs: its file name, unless another trace has the same one
+    (`2016/june.csv` and `2017/june.csv`), then the path as given, so their days stay apart."""
+    names = [Path(path).name for path in paths]
+    return {path: name if names.count(name) == 1 else path for path, name in zip(paths, names, strict=True)}
+
+
 def _split(total: float, fractions: tuple[float, float, float] | None) -> tuple[float, float, float]:
     if fractions is None:
         third = total / 3.0

@@ -202,6 +202,36 @@ def test_the_trace_sites_time_zone_moves_the_plug_in_window_and_the_days(trace: 
     assert (days[0], days[-1]) == ("2016-06-01", "2016-06-03")
 
 
+def test_two_traces_of_the_same_name_keep_their_days_apart(trace: Path, tmp_path: Path) -> None:
+    """Last year's and this year's `june.csv` from two folders: every day of both is in the report, the
+    timeline and the plots, none overwrites the other's."""
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / trace.name).write_bytes(trace.read_bytes())
+    first, second = str(tmp_path / "a" / trace.name), str(tmp_path / "b" / trace.name)
+    report, timeline, plots = tmp_path / "r.json", tmp_path / "t.csv", tmp_path / "plots"
+    args = ["--trace", first, "--trace", second, "--strategy", "off", "--report", str(report)]
+    assert main([*args, "--timeline", str(timeline), "--plot", str(plots)]) == 0
+    off = json.loads(report.read_text())["strategies"]["off"]
+    assert sorted(off["days"]) == ["2016-06-01", "2016-06-01 " + second, "2016-06-02", "2016-06-02 " + second]
+    assert off["total"]["plugged_hours"] == 2 * 20
+    with timeline.open(newline="") as handle:
+        assert {row["trace"] for row in csv.DictReader(handle)} == {first, second}
+    assert len(list(plots.iterdir())) == 4
+
+
+@pytest.mark.parametrize("flag", ["--trace", "--strategy"])
+def test_a_run_given_twice_exits_2(
+    flag: str, trace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same trace or strategy twice would count its energy twice in the totals."""
+    again = str(trace) if flag == "--trace" else "off"
+    args = ["--trace", str(trace), "--strategy", "off", flag, again, "--report", str(tmp_path / "r.json")]
+    assert main(args) == 2
+    assert f"{flag} {again}: given twice" in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()
+
+
 def test_an_unknown_time_zone_exits_2(trace: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--trace", str(trace), "--timezone", "Mars/Olympus"]) == 2
     assert "--timezone 'Mars/Olympus': not an IANA time zone" in capsys.readouterr().err
