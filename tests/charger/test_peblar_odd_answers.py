@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import gzip
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,13 +174,23 @@ ODD_ANSWERS = {
 
 @pytest.mark.parametrize("endpoint", ["/health", "/system", "/evinterface", "/meter"])
 @pytest.mark.parametrize("odd", ODD_ANSWERS.values(), ids=ODD_ANSWERS.keys())
-async def test_probe_read_and_write_raise_only_charger_errors(
+async def test_every_odd_answer_becomes_a_charger_error(
     charger: CannedCharger, client: PeblarClient, endpoint: str, odd: Answer
 ) -> None:
+    """Each call that meets the odd answer raises a ChargerError (nothing else, and not nothing); the
+    calls that do not read that endpoint still work."""
     charger.answers["GET", endpoint] = charger.answers["PATCH", "/evinterface"] = odd
-    for call in (client.probe(), client.read(0), client.write(Write(limit_ma=8000))):
-        with contextlib.suppress(ChargerError):
-            await call
+    calls: tuple[tuple[Callable[[], Awaitable[object]], bool], ...] = (
+        (client.probe, endpoint in ("/health", "/system", "/evinterface")),
+        (lambda: client.read(0), endpoint in ("/evinterface", "/meter")),
+        (lambda: client.write(Write(limit_ma=8000)), True),
+    )
+    for call, meets_it in calls:
+        if meets_it:
+            with pytest.raises(ChargerError):
+                await call()
+        else:
+            await call()
 
 
 @pytest.mark.parametrize(

@@ -108,6 +108,19 @@ async def test_phase_switching_follows_the_surplus_and_keeps_its_dwell(site: Sit
     await site.run(4800, each=weather)
     switches = [when for when, body in site.charger.write_log if "Force1Phase" in body]
     assert len(switches) >= 3
+
+
+async def test_a_strategy_that_asks_to_switch_every_two_minutes_gets_the_dwell(site: Site) -> None:
+    """pv's own delays shortened to 10 s: it asks for a switch at every change of the weather, every 120 s;
+    the safety layer holds each phase mode `min_phase_switch_interval_s` (300 s)."""
+    site.build("pv", params={"phase_switch_delay_s": 10, "phase_down_delay_s": 10, "phase_up_wh": 0})
+
+    def weather(t: float) -> None:
+        site.pv_w = 300 * 3 + (2500 if (t // 120) % 2 == 0 else 8000)
+
+    await site.run(2400, each=weather)
+    switches = [when for when, body in site.charger.write_log if "Force1Phase" in body]
+    assert len(switches) >= 4
     gaps = [b - a for a, b in itertools.pairwise(switches)]
     assert min(gaps) >= 300
 

@@ -113,6 +113,8 @@ async def read_until(proc: asyncio.subprocess.Process, text: str) -> str:
 async def stop_daemon(proc: asyncio.subprocess.Process) -> tuple[int, str]:
     assert proc.stderr is not None
     proc.send_signal(signal.SIGTERM)
+    # a liveness bound, not a speed figure (bench/daemon.py measures that): systemd gives up after
+    # the unit's TimeoutStopSec=10, and a daemon still running then is killed without its exit state
     rest = await asyncio.wait_for(proc.stderr.read(), 10)
     return await proc.wait(), rest.decode()
 
@@ -123,12 +125,9 @@ async def test_sigterm_writes_the_exit_state_and_exits(tmp_path: Path) -> None:
         async with daemon(config(tmp_path / "config.toml", meter.port, charger.url)) as proc:
             output = await read_until(proc, "grid=")
             assert charger.model.rest_limit_ma == 16000
-            sent = time.monotonic()
             code, rest = await stop_daemon(proc)
-            elapsed = time.monotonic() - sent
     output += rest
     assert code == 0, output
-    assert elapsed < 5.0
     assert charger.write_log[-1][1] == {"ChargeCurrentLimit": 0}
     assert "exit: wrote pause state" in output
     assert TOKEN not in output
