@@ -1,7 +1,10 @@
 """The control cycle's error handling: device failures become health, logged once, never a crash.
 
-The devices here implement the `Meter` / `Charger` protocols in a few lines so that a test can make
-them fail on cue; the closed-loop tests run the same cycle against the real emulators.
+The cycle runs with the real `ModbusMeter` and `PeblarClient` against the closed-loop tests' site: the
+Modbus meter emulator and the Peblar REST emulator on loopback, on one `ManualClock`. Faults come from
+the emulators (an exception reply, a 500, a stopped server, a ReadOnly API). Only what no emulator can
+answer (an exception our device modules did not foresee, a charger that ignores or lags its writes)
+comes from the two scripted devices below.
 """
 
 from __future__ import annotations
@@ -9,23 +12,32 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
+import httpx
 import pytest
 
-from controller.charger.base import ChargerServerError, ChargerUnreachable
+from controller.charger.base import Charger
 from controller.charger.dry_run import DryRunCharger
-from controller.clock import ManualClock
+from controller.charger.peblar.client import PeblarClient
 from controller.core.commands import Write
 from controller.core.decision import Decision
-from controller.core.state import ChargerInfo, ChargerReading, MeterReading, PhaseReading, SiteLimits
-from controller.meter.base import MeterTimeout
+from controller.core.state import ChargerInfo, ChargerReading, MeterReading, PhaseReading
+from controller.meter.base import Meter
+from controller.meter.modbus import ModbusMeter
 from controller.service.cycle import Controller
 from strategies import load
+from tests.closed_loop import conftest as closed_loop
+from tests.closed_loop.conftest import Site
 
-LIMITS = SiteLimits(main_fuse_a=25, max_current_a=16, stale_after_s=20, fallback_current_a=0)
+site = closed_loop.site
+"""The fixture: both emulators on loopback; it closes the controller's devices at the end."""
+
 INFO = ChargerInfo(phase_count=3, force_1_phase_allowed=True, firmware="test")
 
 
 class ScriptedMeter:
+    """Raises what it is told to. Kept only for an exception `ModbusMeter` never lets out (it turns
+    every failure into a `MeterError`), to show that the cycle survives even that."""
+
     def __init__(self) -> None:
         self.power_w = -5000.0
         self.fail: Exception | None = None
@@ -45,6 +57,10 @@ class ScriptedMeter:
 
 
 class ScriptedCharger:
+    """Kept only for what the Peblar emulator cannot do: raise an exception `PeblarClient` did not
+    foresee (ValueError, TypeError), accept writes with a 2xx but keep its limit, or show each write
+    one read late. Every other charger behaviour here comes from the emulator."""
+
     def __init__(self) -> None:
         self.reading = ChargerReading(
             time=0,
@@ -90,120 +106,175 @@ class ScriptedCharger:
         return None
 
 
+def client(site: Site, http: httpx.AsyncClient | None = None) -> PeblarClient:
+    """The real client, without retries: those wait in real time, and here a failure must reach the cycle."""
+    return PeblarClient(
+        site.cfg.charger.url,
+        site.token,
+        http=http,
+        timeout_s=0.5,
+        retry_budget_s=0,
+        max_current_ma=16000,
+        max_requests_per_s=10_000,  # the emulator enforces the real budget on the test clock
+    )
+
+
 def make(
-    strategy: str = "fast", *, dry_run: bool = False
-) -> tuple[Controller, ScriptedMeter, ScriptedCharger, ManualClock]:
-    meter, charger, clock = ScriptedMeter(), ScriptedCharger(), ManualClock()
-    device = DryRunCharger(charger) if dry_run else charger
-    controller = Controller(
-        meter=meter,
-        charger=device,
+    site: Site,
+    strategy: str = "fast",
+    *,
+    meter: Meter | None = None,
+    charger: Charger | None = None,
+    dry_run: bool = False,
+    limit_ma: int = 10000,
+) -> Controller:
+    """The cycle on the site's emulators (unless a scripted device stands in); the charger starts at
+    `limit_ma`, so the first write of the fast strategy (16 A) changes something."""
+    site.model.set_limit(limit_ma, site.clock.now())
+    device = charger if charger is not None else client(site)
+    site.controller = Controller(
+        meter=meter if meter is not None else ModbusMeter(site.cfg.meter),
+        charger=DryRunCharger(device) if dry_run else device,
         strategy=load(strategy, {}),
         strategy_name=strategy,
-        limits=LIMITS,
+        limits=site.cfg.site_limits(),
         info=INFO,
-        clock=clock,
+        clock=site.clock,
         dry_run=dry_run,
     )
-    return controller, meter, charger, clock
+    return site.controller
 
 
-async def test_a_failing_meter_is_logged_once_then_recovery_once(caplog: pytest.LogCaptureFixture) -> None:
-    controller, meter, _, clock = make()
-    await controller.cycle()
-    meter.fail = MeterTimeout("no answer from 192.0.2.1:502 unit 1 register 52")
+def limits_written(site: Site) -> list[int]:
+    """Every ChargeCurrentLimit the charger emulator received and applied, in order."""
+    return [body["ChargeCurrentLimit"] for _, body in site.charger.write_log if "ChargeCurrentLimit" in body]
+
+
+async def test_a_failing_meter_is_logged_once_then_recovery_once(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    controller = make(site)
+    await site.run(5)
+    site.meter.fault = "exception"  # a Modbus exception reply to every request
     caplog.set_level(logging.INFO, logger="peblar_surplus")
-    for _ in range(3):
-        clock.advance(5)
-        await controller.cycle()
+    await site.run(15)
     assert caplog.text.count("meter read failed") == 1
     assert controller.meter_health.failures == 3
-    meter.fail = None
-    clock.advance(5)
-    await controller.cycle()
+    site.meter.fault = None
+    await site.run(5)
     assert caplog.text.count("meter recovered after 3 failed reads") == 1
 
 
-async def test_stale_meter_falls_back_within_stale_after_plus_one_cycle() -> None:
-    controller, meter, charger, clock = make()
-    await controller.cycle()
-    assert charger.reading.limit_ma == 16000
-    meter.fail = MeterTimeout("timeout")
+async def test_stale_meter_falls_back_within_stale_after_plus_one_cycle(site: Site) -> None:
+    """tests/closed_loop stops the meter; here it answers every request with an exception reply."""
+    controller = make(site)
+    await site.run(5)
+    assert site.model.rest_limit_ma == 16000
+    site.meter.fault = "exception"
     fallback_at = None
     for step in range(1, 10):
-        clock.advance(5)
-        result = await controller.cycle()
+        (result,) = await site.run(5)
         if result.outcome.command.limit_ma == 0 and fallback_at is None:
             fallback_at = step * 5
     assert fallback_at is not None
-    assert fallback_at <= LIMITS.stale_after_s + 5
-    assert charger.reading.limit_ma == 0
+    assert fallback_at <= controller.limits.stale_after_s + 5
+    assert site.model.rest_limit_ma == 0
+    assert limits_written(site)[-1] == 0
 
 
-async def test_charger_write_failure_is_retried_next_cycle(caplog: pytest.LogCaptureFixture) -> None:
-    controller, _, charger, clock = make()
-    charger.write_fail = ChargerServerError("charger answered 500", status=500)
-    first = await controller.cycle()
-    assert not first.written
-    assert not first.healthy
-    assert "charger write limit=16000mA failed: charger answered 500" in caplog.text
-    charger.write_fail = None
-    clock.advance(5)
-    second = await controller.cycle()
-    assert second.written
-    assert charger.writes[-1].limit_ma == 16000
+async def test_charger_write_failure_is_retried_next_cycle(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    patches = 0
+
+    async def first_patch_gets_a_500(request: httpx.Request) -> None:
+        """The emulator's status fault hits its next request, whatever it is: armed as the PATCH leaves."""
+        nonlocal patches
+        if request.method == "PATCH":
+            patches += 1
+            site.charger.faults.status_count = 1 if patches == 1 else 0
+
+    async with httpx.AsyncClient(event_hooks={"request": [first_patch_gets_a_500]}) as http:
+        # The charger already has 16 A, so only the cycle's memory of the failed write (not the
+        # read-back) makes the next cycle write again: this first write is the one every start makes.
+        make(site, charger=client(site, http), limit_ma=16000)
+        (first,) = await site.run(5)
+        assert site.charger.faults.status_count == 0, "the 500 went to the PATCH"
+        assert not first.written
+        assert not first.healthy
+        assert (
+            f"charger write limit=16000mA failed: PATCH {site.charger.url}/api/wlac/v1/evinterface: "
+            "charger error 500: An internal server error occurred"
+        ) in caplog.text
+        assert site.charger.write_log == []
+        (second,) = await site.run(5)
+        assert second.written
+        assert limits_written(site) == [16000]
 
 
-async def test_unreachable_charger_does_not_stop_the_cycle() -> None:
-    controller, _, charger, clock = make()
-    charger.read_fail = ChargerUnreachable("cannot connect to http://192.0.2.2")
+async def test_unreachable_charger_does_not_stop_the_cycle(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="peblar_surplus")
+    controller = make(site)
+    await site.charger.stop()
+    site.publish()
     result = await controller.cycle()
     assert not result.healthy
-    assert charger.writes == []
-    charger.read_fail = None
-    clock.advance(5)
-    assert (await controller.cycle()).healthy
+    assert "cannot connect" in caplog.text
+    assert "unexpected" not in caplog.text  # a charger that is off is no bug to report
+    assert "(charger unreachable)" in caplog.text
+    assert "charger write" not in caplog.text  # no write was even tried
+    await site.charger.start()  # the same port again
+    site.clock.advance(5)
+    (result,) = await site.run(5)
+    assert result.healthy
+    assert limits_written(site) == [16000]
 
 
-async def test_dry_run_computes_but_never_writes(caplog: pytest.LogCaptureFixture) -> None:
+async def test_dry_run_computes_but_never_writes(site: Site, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="peblar_surplus")
-    controller, _, charger, clock = make(dry_run=True)
-    for _ in range(5):
-        await controller.cycle()
-        clock.advance(5)
-    assert charger.writes == []
+    make(site, dry_run=True)
+    results = await site.run(25)
+    assert results[0].outcome.write
+    assert site.charger.writes == 0
+    assert site.charger.write_log == []
+    assert site.model.rest_limit_ma == 10000
     assert "would write limit=16000mA" in caplog.text
 
 
-async def test_the_periodic_re_assert_is_logged_as_such(caplog: pytest.LogCaptureFixture) -> None:
+async def test_the_periodic_re_assert_is_logged_as_such(site: Site, caplog: pytest.LogCaptureFixture) -> None:
     """A write of what the charger already reports is the reassert_s safeguard, not a decision."""
     caplog.set_level(logging.INFO, logger="peblar_surplus")
-    controller, _, _, clock = make()
-    await controller.cycle()
-    clock.advance(LIMITS.reassert_s)
-    await controller.cycle()
+    controller = make(site)
+    await site.run(5)
+    site.clock.advance(controller.limits.reassert_s - 5)
+    await site.run(5)
     lines = [r.getMessage() for r in caplog.records if r.name == "peblar_surplus"]
     assert "(wrote limit=16000mA)" in lines[0]
     assert "(re-asserted limit=16000mA)" in lines[1]
+    assert limits_written(site) == [16000, 16000]
 
 
-async def test_one_log_line_per_cycle_with_the_numbers(caplog: pytest.LogCaptureFixture) -> None:
+async def test_one_log_line_per_cycle_with_the_numbers(site: Site, caplog: pytest.LogCaptureFixture) -> None:
+    make(site, "off")
+    site.clock.advance(120)  # the car settles on the charger's 10 A: 6900 W
+    site.house_w = (0.0, 0.0, 0.0)
+    site.pv_w = 11900.0  # the grid exports 5000 W
     caplog.set_level(logging.INFO, logger="peblar_surplus")
-    controller, _, _, _ = make("off")
-    await controller.cycle()
+    await site.run(5)
     lines = [r.getMessage() for r in caplog.records if r.name == "peblar_surplus"]
     assert len(lines) == 1
     assert lines[0].startswith("grid=-5000 W car=6900 W surplus=11900 W → pause")
     assert "off" in lines[0]
 
 
-async def test_foreign_limiter_warned_once(caplog: pytest.LogCaptureFixture) -> None:
-    controller, _, charger, clock = make("off")
-    charger.reading = replace(charger.reading, limit_source="Solar charging", limit_ma=16000)
-    charger.write_fail = ChargerServerError("x", status=500)
-    for _ in range(3):
-        await controller.cycle()
-        clock.advance(5)
+async def test_foreign_limiter_warned_once(site: Site, caplog: pytest.LogCaptureFixture) -> None:
+    make(site, "off", limit_ma=16000)
+    site.charger.limit_source_override = "Solar charging"
+    site.charger.access_mode = "ReadOnly"  # every write gets a 403, so the 16 A stays
+    await site.run(15)
+    assert site.charger.requests == 9  # three cycles: two reads and a refused write each
     assert caplog.text.count("'Solar charging'") == 1
     assert "Default" in caplog.text
 
@@ -222,13 +293,13 @@ class Crashing:
 
 @pytest.mark.parametrize(("answer", "problem"), [(None, "ZeroDivisionError"), ("16 A", "returned '16 A'")])
 async def test_a_failing_strategy_gets_the_fallback_through_the_safety_layer(
-    caplog: pytest.LogCaptureFixture, answer: object, problem: str
+    site: Site, caplog: pytest.LogCaptureFixture, answer: object, problem: str
 ) -> None:
     caplog.set_level(logging.INFO, logger="peblar_surplus")
-    controller, _, charger, _ = make()
+    controller = make(site)
     controller.set_strategy("buggy", Crashing(answer))  # type: ignore[arg-type]
-    result = await controller.cycle()
-    assert charger.writes[-1].limit_ma == 0  # the fallback of LIMITS: pause, not the 10 A it had
+    (result,) = await site.run(5)
+    assert limits_written(site) == [0]  # the fallback of the site limits: pause, not the 10 A it had
     assert result.healthy
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1
@@ -237,22 +308,30 @@ async def test_a_failing_strategy_gets_the_fallback_through_the_safety_layer(
 
 @pytest.mark.parametrize("device", ["meter", "charger"])
 async def test_an_unforeseen_read_error_still_ends_in_the_fallback(
-    caplog: pytest.LogCaptureFixture, device: str
+    site: Site, caplog: pytest.LogCaptureFixture, device: str
 ) -> None:
-    """A KeyError from a short Modbus answer once skipped the whole cycle, safety layer included."""
-    controller, meter, charger, clock = make()
-    await controller.cycle()
-    assert charger.reading.limit_ma == 16000
+    """A KeyError from a short Modbus answer once skipped the whole cycle, safety layer included.
+
+    The failing device is scripted (the real clients let no such error out); the other one is real.
+    """
+    meter, charger = ScriptedMeter(), ScriptedCharger()
     if device == "meter":
+        controller = make(site, meter=meter)
+    else:
+        controller = make(site, charger=charger)
+    await site.run(5)
+    if device == "meter":
+        assert site.model.rest_limit_ma == 16000
         meter.fail = KeyError(52)
     else:
+        assert charger.reading.limit_ma == 16000
         charger.read_fail = ValueError("bad gzip body")
-    for _ in range(6):
-        clock.advance(5)
-        result = await controller.cycle()
+    results = await site.run(30)
+    result = results[-1]
+    assert controller.limits.stale_after_s < 30
     assert any(note.startswith("BLIND") for note in result.outcome.notes)
     if device == "meter":
-        assert charger.reading.limit_ma == 0  # the fallback of LIMITS, written
+        assert site.model.rest_limit_ma == 0  # the fallback of the site limits, written
     else:
         assert result.outcome.command.limit_ma == 0  # nothing can be written to a charger that fails
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
@@ -260,41 +339,38 @@ async def test_an_unforeseen_read_error_still_ends_in_the_fallback(
     assert f"{device} read failed: unexpected" in errors[0]
 
 
-async def test_an_unforeseen_write_error_is_retried_next_cycle() -> None:
-    controller, _, charger, clock = make()
+async def test_an_unforeseen_write_error_is_retried_next_cycle(site: Site) -> None:
+    charger = ScriptedCharger()
+    controller = make(site, charger=charger)
     charger.write_fail = TypeError("unexpected answer")
     assert not (await controller.cycle()).written
     charger.write_fail = None
-    clock.advance(5)
+    site.clock.advance(5)
     assert (await controller.cycle()).written
 
 
 async def test_a_charger_that_accepts_writes_but_keeps_its_limit_is_reported_once(
-    caplog: pytest.LogCaptureFixture,
+    site: Site, caplog: pytest.LogCaptureFixture
 ) -> None:
-    controller, _, charger, clock = make()
+    charger = ScriptedCharger()
+    make(site, charger=charger)
     charger.applies = False  # answers 2xx, keeps 10 A
-    for _ in range(6):
-        await controller.cycle()
-        clock.advance(5)
+    await site.run(30)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert "accepted ChargeCurrentLimit=16000 mA but still reports 10000 mA after 3 reads" in warnings[0]
     charger.applies = True
     caplog.set_level(logging.INFO, logger="peblar_surplus")
-    for _ in range(2):
-        await controller.cycle()
-        clock.advance(5)
+    await site.run(10)
     assert "charger applies the written limit again (16000 mA)" in caplog.text
 
 
 async def test_dry_run_does_not_mistake_its_unsent_writes_for_a_disobedient_charger(
-    caplog: pytest.LogCaptureFixture,
+    site: Site, caplog: pytest.LogCaptureFixture
 ) -> None:
-    controller, _, _, clock = make(dry_run=True)
-    for _ in range(6):
-        await controller.cycle()
-        clock.advance(5)
+    make(site, dry_run=True)
+    await site.run(30)
+    assert site.model.rest_limit_ma == 10000  # the read-back never shows what the cycle wanted
     assert "not applying our writes" not in caplog.text
 
 
@@ -310,13 +386,12 @@ class Stepping:
 
 
 async def test_a_read_back_that_lags_one_write_is_not_called_disobedient(
-    caplog: pytest.LogCaptureFixture,
+    site: Site, caplog: pytest.LogCaptureFixture
 ) -> None:
-    controller, _, charger, clock = make()
+    charger = ScriptedCharger()
+    controller = make(site, charger=charger)
     controller.set_strategy("stepping", Stepping())  # type: ignore[arg-type]
     charger.lagging = Write(limit_ma=10000)
-    for _ in range(6):
-        await controller.cycle()
-        clock.advance(5)
+    await site.run(30)
     assert len(charger.writes) == 6
     assert "not applying our writes" not in caplog.text
