@@ -9,7 +9,9 @@ add fields, never rename them.
   named by their paths here and in the timeline).
 - Timeline CSV: one row per control cycle, starting with
   `strategy,time,pv_w,house_w,car_w,grid_w,target_a,phases,command` (`time` in ISO 8601 UTC,
-  `command` empty when nothing was written), then the plug state, the interval integrals and the reason.
+  `command` empty when nothing was written), then the plug state, the interval integrals and the reason,
+  then, at the end so that scripts reading by position keep working, the surplus, the seconds over
+  the fuse and the length of the cycle.
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ TIMELINE_COLUMNS = (
     "max_phase_a",
     "trace",
     "reason",
+    "surplus_wh",
+    "fuse_s_over",
+    "dt_s",
 )
 
 
@@ -132,6 +137,9 @@ def write_timeline_to(handle: TextIO, results: Sequence[SimResult]) -> None:
                     f"{row.max_phase_a:.2f}",
                     trace,
                     row.reason,
+                    f"{row.surplus_wh:.4f}",
+                    f"{row.fuse_s_over:.3f}",
+                    f"{row.dt_s:g}",
                 )
             )
 
