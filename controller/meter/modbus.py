@@ -176,10 +176,13 @@ class ModbusMeter:
                 continue
             if power is not None:
                 power *= sign
-            if current is not None:
+            if current is not None and power is not None:
+                # The direction is the phase power's. Whether a meter signs its currents, and which
+                # way, is often undocumented (SolarEdge): a magnitude negated as if it were signed
+                # would read an importing phase as exporting, which the fuse check counts as room.
+                current = -abs(current) if power < 0 else abs(current)
+            elif current is not None:
                 current = abs(current) if regmap.current_unsigned else current * sign
-                if regmap.current_unsigned and power is not None and power < 0:
-                    current = -current
             phases.append(PhaseReading(power_w=power, current_a=current, voltage_v=voltage))
         total = values.get("power")
         if total is not None:

@@ -107,7 +107,7 @@ async def test_unforeseen_failure_while_connecting_is_a_meter_error() -> None:
 @pytest.mark.parametrize(
     ("preset", "current_a", "max_power_w", "reason"),
     [
-        ("em24-e1", (-2000.0, 16.0, 16.0), None, "L1 current -2000 A (more than 300 A"),
+        ("em24-e1", (-2000.0, 16.0, 16.0), None, "L1 current 2000 A (more than 300 A"),
         ("sdm630", (1e6, 16.0, 16.0), None, "L1 current 1000000 A (more than 300 A"),
         ("sdm630", (16.0, 120.0, 16.0), 23000.0, "L2 current 120 A (more than 100 A"),
     ],
