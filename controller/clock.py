@@ -6,12 +6,30 @@ and the cron rules of the scheduler.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Protocol
 
 
 class Clock(Protocol):
     def now(self) -> float: ...
+
+
+class Waits(Protocol):
+    """Elapsed time and waiting, for the charger client's retries and rate limit: tests pass a
+    `ManualClock`, so a back-off is checked to the tenth of a second without waiting for it."""
+
+    def monotonic(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class RealWaits:
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
 
 
 class SystemClock:
@@ -32,13 +50,22 @@ class ScaledClock:
 
 
 class ManualClock:
-    """A clock that moves only when told to; tests advance it instead of sleeping."""
+    """A clock that moves only when told to; tests advance it instead of sleeping. As `Waits`, a
+    sleep moves it at once and is recorded in `slept`."""
 
     def __init__(self, start: float = 1_700_000_000.0) -> None:
         self._now = start
+        self.slept: list[float] = []
 
     def now(self) -> float:
         return self._now
+
+    def monotonic(self) -> float:
+        return self._now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self._now += seconds
 
     def advance(self, seconds: float) -> None:
         self._now += seconds

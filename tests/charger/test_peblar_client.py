@@ -126,15 +126,42 @@ async def test_rate_limit_gives_rate_limited(client: PeblarClient, emulator: Peb
         await client.read(0)
 
 
-async def test_server_error_then_retry_succeeds(emulator: PeblarEmulator) -> None:
-    emulator.faults.status_count = 1
-    async with PeblarClient(emulator.url, TOKEN, retry_budget_s=1.0, max_requests_per_s=1000) as c:
+async def test_server_errors_are_retried_with_back_off_within_the_budget(emulator: PeblarEmulator) -> None:
+    """A passing 500 is retried after 0.1, 0.2, 0.4 s …; once the next wait would pass the retry budget
+    the error goes to the cycle, which falls back on its own timers: the budget bounds the delay."""
+    waits = ManualClock()
+    emulator.faults.status_count = 3
+    async with PeblarClient(
+        emulator.url, TOKEN, retry_budget_s=1.0, max_requests_per_s=1000, waits=waits
+    ) as c:
         reading = await c.read(0)
     assert reading.limit_ma == 16000
+    assert waits.slept == pytest.approx([0.1, 0.2, 0.4])
+    waits.slept.clear()
     emulator.faults.status_count = 5
+    async with PeblarClient(
+        emulator.url, TOKEN, retry_budget_s=0.5, max_requests_per_s=1000, waits=waits
+    ) as c:
+        with pytest.raises(ChargerServerError, match="An internal server error occurred"):
+            await c.read(0)
+    assert waits.slept == pytest.approx([0.1, 0.2])  # 0.1 + 0.2 + 0.4 would pass 0.5 s
+    emulator.faults.status_count = 1
     async with PeblarClient(emulator.url, TOKEN, retry_budget_s=0.0) as c:
         with pytest.raises(ChargerServerError, match="An internal server error occurred"):
             await c.read(0)
+
+
+async def test_the_client_keeps_to_its_request_rate(emulator: PeblarEmulator) -> None:
+    """Two requests a second with a burst of 6: the start-up probe and a cycle never wait, a seventh
+    request in the same instant waits half a second."""
+    waits = ManualClock()
+    async with PeblarClient(emulator.url, TOKEN, max_requests_per_s=2.0, waits=waits) as c:
+        await c.probe()  # 3 requests
+        await c.read(0)  # 2
+        await c.write(Write(limit_ma=8000))  # 1
+        assert waits.slept == []
+        await c.write(Write(limit_ma=9000))
+    assert sum(waits.slept) == pytest.approx(0.5)
 
 
 async def test_malformed_answer(client: PeblarClient, emulator: PeblarEmulator) -> None:
@@ -211,7 +238,9 @@ async def test_the_token_never_appears_in_logs_or_errors(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     errors: list[str] = []
-    async with PeblarClient(emulator.url, TOKEN, retry_budget_s=0.3, max_requests_per_s=1000) as c:
+    async with PeblarClient(
+        emulator.url, TOKEN, retry_budget_s=0.3, max_requests_per_s=1000, waits=ManualClock()
+    ) as c:
         errors.append(repr(c))
         await c.probe()
         await c.read(0)

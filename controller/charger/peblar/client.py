@@ -8,11 +8,9 @@ into the `Authorization` header of each request and nowhere else: not in logs, m
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
-import time
 from typing import Any, TypeVar
 
 import httpx
@@ -36,6 +34,7 @@ from controller.charger.peblar.models import (
     MeterResponse,
     SystemResponse,
 )
+from controller.clock import RealWaits, Waits
 from controller.core.commands import Write
 from controller.core.state import ChargerInfo, ChargerReading
 
@@ -53,21 +52,22 @@ M = TypeVar("M", bound=BaseModel)
 class TokenBucket:
     """Client-side rate limit: `rate` requests per second with bursts of `burst`."""
 
-    def __init__(self, rate: float, burst: int) -> None:
+    def __init__(self, rate: float, burst: int, waits: Waits) -> None:
         self.rate = rate
         self.burst = burst
+        self._waits = waits
         self._tokens = float(burst)
-        self._stamp = time.monotonic()
+        self._stamp = waits.monotonic()
 
     async def acquire(self) -> None:
         while True:
-            now = time.monotonic()
+            now = self._waits.monotonic()
             self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
             self._stamp = now
             if self._tokens >= 1:
                 self._tokens -= 1
                 return
-            await asyncio.sleep((1 - self._tokens) / self.rate)
+            await self._waits.sleep((1 - self._tokens) / self.rate)
 
 
 class PeblarClient:
@@ -81,15 +81,17 @@ class PeblarClient:
         retry_budget_s: float = 2.0,
         max_requests_per_s: float = 2.0,
         max_current_ma: int = 16000,
+        waits: Waits | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self._waits = waits or RealWaits()
         self._token = token
         self._own_http = http is None
         self._http = http or httpx.AsyncClient(timeout=timeout_s)
         self._timeout_s = timeout_s
         self._retry_budget_s = retry_budget_s
         # Burst 6: the start-up probe (3) and a full cycle (read 2, write 1) never wait.
-        self._bucket = TokenBucket(max_requests_per_s, burst=max(6, int(max_requests_per_s * 2)))
+        self._bucket = TokenBucket(max_requests_per_s, max(6, int(max_requests_per_s * 2)), self._waits)
         self.max_current_ma = max_current_ma
         self.requests = 0
         self.info: ChargerInfo | None = None
@@ -188,16 +190,16 @@ class PeblarClient:
     async def _request(
         self, method: str, path: str, *, body: dict[str, Any] | None = None, auth: bool = True
     ) -> httpx.Response:
-        deadline = time.monotonic() + self._retry_budget_s
+        deadline = self._waits.monotonic() + self._retry_budget_s
         delay = 0.1
         while True:
             try:
                 return await self._once(method, path, body, auth)
             except (ChargerUnreachable, ChargerRateLimited, ChargerServerError) as exc:
-                if time.monotonic() + delay > deadline:
+                if self._waits.monotonic() + delay > deadline:
                     raise
                 log.debug("%s %s: %s; retrying in %.1f s", method, path, exc, delay)
-                await asyncio.sleep(delay)
+                await self._waits.sleep(delay)
                 delay *= 2
 
     async def _once(self, method: str, path: str, body: dict[str, Any] | None, auth: bool) -> httpx.Response:
