@@ -43,18 +43,34 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
+LABEL_CHARS = 60
+"""Of a trace's path in a file name, at most this much (the end, which tells traces apart)."""
+
+
+def _prefixes(results: Sequence[SimResult]) -> list[str]:
+    """`<strategy>`, or `<strategy>_<trace>` when the strategy ran on several traces (they may share
+    dates); a number is added where two would still be the same file name."""
+    names = [r.strategy for r in results]
+    labels = trace_labels([r.trace for r in results])
+    prefixes: list[str] = []
+    for result in results:
+        prefix = _safe(result.strategy)
+        if names.count(result.strategy) > 1:
+            label = labels[result.trace].removesuffix(".gz").removesuffix(".csv")
+            prefix += "_" + _safe(label)[-LABEL_CHARS:].lstrip("._-")
+        unique, n = prefix, 1
+        while unique in prefixes:
+            n += 1
+            unique = f"{prefix}_{n}"
+        prefixes.append(unique)
+    return prefixes
+
+
 def plot_results(results: Sequence[SimResult], directory: Path, timezone: str) -> list[Path]:
     """Write `<strategy>_<date>.png` for every day of every result; returns the files written."""
     directory.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    names = [r.strategy for r in results]
-    labels = trace_labels([r.trace for r in results])
-    for result in results:
-        # several traces of one strategy may share dates: then the trace goes into the name too
-        prefix = _safe(result.strategy)
-        if names.count(result.strategy) > 1:
-            label = Path(labels[result.trace])
-            prefix += "_" + _safe(str(label.parent / label.name.split(".")[0]))
+    for result, prefix in zip(results, _prefixes(results), strict=True):
         if not result.timeline:
             continue
         clock = DayClock(result.timeline[0].time, result.timeline[-1].time + 1, timezone)

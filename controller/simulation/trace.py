@@ -152,9 +152,12 @@ class Trace:
 
 def trace_labels(paths: Sequence[str]) -> dict[str, str]:
     """A name for each trace in the outputs: its file name, unless another trace has the same one
-    (`2016/june.csv` and `2017/june.csv`), then the path as given, so their days stay apart."""
-    names = [Path(path).name for path in paths]
-    return {path: name if names.count(name) == 1 else path for path, name in zip(paths, names, strict=True)}
+    (`2016/june.csv` and `2017/june.csv`), then the path as given, so their days stay apart. A path may
+    come more than once (one run per strategy)."""
+    distinct = list(dict.fromkeys(paths))
+    names = [Path(path).name for path in distinct]
+    pairs = zip(distinct, names, strict=True)
+    return {path: name if names.count(name) == 1 else path for path, name in pairs}
 
 
 def _split(total: float, fractions: tuple[float, float, float] | None) -> tuple[float, float, float]:

@@ -256,6 +256,26 @@ def test_two_traces_of_the_same_name_keep_their_days_apart(trace: Path, tmp_path
     assert len(list(plots.iterdir())) == 4
 
 
+def test_several_traces_and_strategies_get_short_names_and_a_plot_each(trace: Path, tmp_path: Path) -> None:
+    """Traces of different names go by their file names whatever the number of strategies; plots of
+    traces whose names differ only after a dot (`june.csv`, `june.csv.gz`) do not overwrite each other."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first, second = tmp_path / "a" / "june.csv.gz", tmp_path / "b" / "june.csv"
+    first.write_bytes(trace.read_bytes())
+    second.write_bytes(gzip.decompress(trace.read_bytes()))
+    report, timeline, plots = tmp_path / "r.json", tmp_path / "t.csv", tmp_path / "plots"
+    args = ["--trace", str(first), "--trace", str(second), "--strategy", "off", "--strategy", "fast"]
+    assert main([*args, "--report", str(report), "--timeline", str(timeline), "--plot", str(plots)]) == 0
+    days = json.loads(report.read_text())["strategies"]["fast"]["days"]
+    assert sorted(days) == ["2016-06-01", "2016-06-01 june.csv", "2016-06-02", "2016-06-02 june.csv"]
+    with timeline.open(newline="") as handle:
+        assert {row["trace"] for row in csv.DictReader(handle)} == {"june.csv.gz", "june.csv"}
+    assert sorted(p.name for p in plots.iterdir()) == sorted(
+        f"{s}_june{n}_2016-06-0{d}.png" for s in ("off", "fast") for n in ("", "_2") for d in (1, 2)
+    )
+
+
 @pytest.mark.parametrize("flag", ["--trace", "--strategy"])
 def test_a_run_given_twice_exits_2(
     flag: str, trace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
