@@ -182,7 +182,10 @@ class ModbusMeter:
                 # would read an importing phase as exporting, which the fuse check counts as room.
                 current = -abs(current) if power < 0 else abs(current)
             elif current is not None:
-                current = abs(current) if regmap.current_unsigned else current * sign
+                # No phase power to give the direction: a current is taken as signed only as the meter
+                # sends it. One that would have to be negated (an export-positive meter, `invert`) may
+                # be a magnitude, so it counts as import, the side the fuse check is safe on.
+                current = current if sign > 0 and not regmap.current_unsigned else abs(current)
             phases.append(PhaseReading(power_w=power, current_a=current, voltage_v=voltage))
         total = values.get("power")
         if total is not None:
