@@ -38,6 +38,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from run import INFO, LIMITS, SETTINGS, folder_parser, report_head, shown_argv, trace_files
@@ -204,11 +205,20 @@ def share_ceiling(
     return ceiling
 
 
+class Counts(Protocol):
+    """A month of some controller for each price triple: what `share_reached` chooses among."""
+
+    solar_wh: np.ndarray
+    grid_wh: np.ndarray
+    stops: np.ndarray
+    switches: np.ndarray
+
+
 def share_reached(
-    site: Site, best: Schedules, stops: float, switches: float = math.inf, *, extra_grid_wh: float = 0.0
+    site: Site, best: Counts, stops: float, switches: float = math.inf, *, extra_grid_wh: float = 0.0
 ) -> float:
-    """The best share among the programme's own schedules with capture ≥ CAPTURE, at most `stops` and at
-    most `switches` a day."""
+    """The best share among the months in `best` (the programme's own schedules, or a controller's)
+    with capture ≥ CAPTURE, at most `stops` and at most `switches` a day; nan when none."""
     days = len(site.days)
     ok = (
         (best.solar_wh >= CAPTURE * site.oracle_wh)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -13,6 +14,16 @@ from controller.simulation.trace import Trace
 
 ROOT = Path(__file__).resolve().parents[2]
 DAY = 1_464_739_200  # 2016-06-01 00:00 UTC; plugged 08:00–18:00 Copenhagen = 06:00–16:00 UTC
+
+
+def minute_trace(pv: Callable[[int], float], minutes: range = range(1440)) -> Trace:
+    """PV `pv(minute)` W from DAY on, one sample a minute, no house load."""
+    return Trace(
+        times=[DAY + 60.0 * m for m in minutes],
+        pv_w=[pv(m) for m in minutes],
+        house_w=[0.0] * len(minutes),
+        step_s=60.0,
+    )
 
 
 def _bounds(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
@@ -32,13 +43,7 @@ def _pv(minute: int) -> float:
 
 def test_the_best_schedules_and_the_ceiling_on_a_day_priced_by_hand(monkeypatch: pytest.MonkeyPatch) -> None:
     bounds = _bounds(monkeypatch)
-    minutes = range(1440)
-    trace = Trace(
-        times=[DAY + 60.0 * m for m in minutes],
-        pv_w=[_pv(m) for m in minutes],
-        house_w=[0.0] * 1440,
-        step_s=60.0,
-    )
+    trace = minute_trace(_pv)
     site = bounds.analyse(trace)
     assert len(site.days) == 1
     assert site.oracle_wh == pytest.approx(578 * 3000 / 60)
@@ -66,12 +71,7 @@ def test_a_switch_budget_makes_the_3_phase_minimum_bridge_a_dip(monkeypatch: pyt
             return 2000.0
         return 6000.0 if 6 * 60 <= minute < 15 * 60 + 50 else 0.0
 
-    trace = Trace(
-        times=[DAY + 60.0 * m for m in range(1440)],
-        pv_w=[pv(m) for m in range(1440)],
-        house_w=[0.0] * 1440,
-        step_s=60.0,
-    )
+    trace = minute_trace(pv)
     site = bounds.analyse(trace)
     best = bounds.best_schedules(
         site, np.linspace(0.0, 0.3, 31), np.linspace(0.0, 800.0, 81), np.linspace(0.0, 800.0, 81)
@@ -95,13 +95,7 @@ def test_days_of_different_lengths_are_priced_as_if_run_one_by_one(monkeypatch: 
         return 1000.0 + 3000.0 * ((minute // 7) % 3 == 0) + 500.0 * ((minute // 11) % 2)
 
     start = 10 * 60  # the first day's trace starts at 10:00 UTC, four hours into its window
-    minutes = range(start, 2 * 1440)
-    trace = Trace(
-        times=[DAY + 60.0 * m for m in minutes],
-        pv_w=[pv(m) for m in minutes],
-        house_w=[0.0] * len(minutes),
-        step_s=60.0,
-    )
+    trace = minute_trace(pv, range(start, 2 * 1440))
     site = bounds.analyse(trace)
     assert [len(day) for day in site.days] == [360, 600]
     prices = (np.array([0.0, 0.5, 2.0]), np.array([0.0, 30.0, 300.0]), np.array([0.0, 10.0, 100.0]))
