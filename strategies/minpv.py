@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from controller.core.balance import surplus_w
 from controller.core.decision import Decision
 from controller.core.state import SiteState
 from strategies.pv import Pv
@@ -19,6 +20,13 @@ class MinPv(Pv):
 
     def decide(self, state: SiteState) -> Decision:
         self.running = True
+        charger, limits = state.charger, state.limits
+        if charger is not None and not charger.charging and state.info.can_switch_phases():
+            # Not drawing yet (plugged in at night): a switch costs no pause now, and without sun
+            # the 3-phase minimum would draw three times the grid power until the phase-down delay.
+            surplus = surplus_w(state, self.params.reserve_w)
+            if surplus is not None and surplus < limits.min_current_a * limits.voltage_v:
+                self.phases, self.down_since = 1, None
         decision = super().decide(state)
         if decision.paused:
             return Decision(state.limits.min_current_a, decision.phases, f"minpv: {decision.reason}")

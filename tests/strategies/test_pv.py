@@ -175,6 +175,18 @@ def test_minpv_never_pauses() -> None:
         assert strategy.decide(site(t, surplus)).current_a == 6
 
 
+def test_minpv_plugged_in_without_sun_starts_on_one_phase() -> None:
+    """At night 3 × 6 A would draw 4.1 kW from the grid until the phase-down delay, 1 × 6 A a third
+    of it; before the car draws, the switch costs no pause."""
+    strategy = load("minpv", {})
+    start = strategy.decide(site(0, 0))
+    assert (start.current_a, start.phases) == (6, 1)
+    assert strategy.decide(site(5, 0, car_w=1380, force_1p=True)).phases == 1
+    # Once it draws on 3 phases (after sunset, say), the phase-down delay applies as for pv.
+    sunset = load("minpv", {})
+    assert [sunset.decide(site(t, 0, car_w=4140)).phases for t in (0, 5, 300)] == [3, 3, 3]
+
+
 def test_evcc_default_waits_a_minute_then_starts_at_minimum() -> None:
     evcc = load("evcc-default", {})
     assert isinstance(evcc, EvccDefault)
