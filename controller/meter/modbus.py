@@ -18,6 +18,7 @@ from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOEx
 from pymodbus.framer import FramerType
 
 from controller.core.state import MeterReading, PhaseReading
+from controller.errortext import unexpected
 from controller.meter.base import (
     InvalidReading,
     MeterConfigError,
@@ -124,7 +125,7 @@ class ModbusMeter:
         except ModbusException as exc:
             raise MeterUnreachable(f"{what}: {exc}") from None
         except Exception as exc:
-            raise MeterError(f"{what}: {_unexpected(exc)}") from exc
+            raise MeterError(f"{what}: {unexpected(exc)}") from exc
         if response.isError():
             code = getattr(response, "exception_code", "?")
             raise MeterExceptionReply(f"{what}: exception reply {code} (wrong register map or unit id?)")
@@ -268,9 +269,4 @@ def _meter_errors_only(doing: str) -> Iterator[None]:
     except MeterError:
         raise
     except Exception as exc:
-        raise MeterError(f"{doing}: {_unexpected(exc)}") from exc
-
-
-def _unexpected(exc: Exception) -> str:
-    """The exception on one line, since each cycle logs one line (pydantic's text spans several)."""
-    return f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())}"
+        raise MeterError(f"{doing}: {unexpected(exc)}") from exc

@@ -25,6 +25,7 @@ from controller.core.state import (
     SiteLimits,
     SiteState,
 )
+from controller.errortext import unexpected
 from controller.meter.base import Meter, MeterError
 from strategies import Strategy
 
@@ -224,7 +225,7 @@ def _unwritten(new: control.ControlMemory, old: control.ControlMemory) -> contro
 
 def _unforeseen(exc: Exception) -> Exception:
     log.debug("unforeseen device error", exc_info=exc)
-    return RuntimeError(f"unexpected {type(exc).__name__}: {exc} (a bug: please report it)")
+    return RuntimeError(f"{unexpected(exc)} (a bug: please report it)")
 
 
 def _failed(device: str, health: DeviceHealth, exc: Exception) -> DeviceHealth:

@@ -37,6 +37,7 @@ from controller.charger.peblar.models import (
 from controller.clock import RealWaits, Waits
 from controller.core.commands import Write
 from controller.core.state import ChargerInfo, ChargerReading
+from controller.errortext import one_line
 
 log = logging.getLogger("peblar_surplus.charger")
 
@@ -215,8 +216,8 @@ class PeblarClient:
             raise ChargerTimeout(f"{method} {url}: no answer within {self._timeout_s:g} s") from None
         except httpx.ProtocolError as exc:  # connected, then the answer broke off or made no sense
             raise ChargerUnreachable(
-                f"{method} {url}: the answer broke off ({type(exc).__name__}: {_one_line(str(exc))}); "
-                "the charger may be restarting or overloaded"
+                f"{method} {url}: the answer broke off ({type(exc).__name__}: "
+                f"{one_line(str(exc), BODY_CHARS)}); the charger may be restarting or overloaded"
             ) from None
         except httpx.TransportError as exc:
             raise ChargerUnreachable(
@@ -225,8 +226,8 @@ class PeblarClient:
             ) from None
         except httpx.DecodingError as exc:
             raise ChargerMalformedAnswer(
-                f"{method} {url}: the answer could not be decoded ({_one_line(str(exc))}); a proxy or a "
-                "firmware fault garbled it; restart the charger if this repeats"
+                f"{method} {url}: the answer could not be decoded ({one_line(str(exc), BODY_CHARS)}); "
+                "a proxy or a firmware fault garbled it; restart the charger if this repeats"
             ) from None
         except httpx.HTTPError as exc:
             # What is left of httpx's errors, e.g. a redirect loop when the caller's client follows
@@ -239,9 +240,8 @@ class PeblarClient:
         return response
 
 
-def _one_line(text: str) -> str:
-    """`text` on one line and short: it goes into an error message that is logged as a single line."""
-    return " ".join(text.split())[:200]
+BODY_CHARS = 200
+"""Of a charger's answer (an HTML error page, say) quoted in an error message, at most this much."""
 
 
 def _status_message(response: httpx.Response) -> str:
@@ -256,10 +256,10 @@ def _status_message(response: httpx.Response) -> str:
         if isinstance(data, str):
             data = json.loads(data) if data.startswith("{") else data
     except (ValueError, RecursionError):
-        return _one_line(response.text)
+        return one_line(response.text, BODY_CHARS)
     if isinstance(data, dict):
-        return _one_line(str(data.get("statusmsg") or data.get("StatusMsg") or data))
-    return _one_line(str(data))
+        return one_line(str(data.get("statusmsg") or data.get("StatusMsg") or data), BODY_CHARS)
+    return one_line(str(data), BODY_CHARS)
 
 
 def _raise_for_status(method: str, url: str, response: httpx.Response) -> None:
