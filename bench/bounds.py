@@ -96,6 +96,16 @@ def _charging_w(surplus: float, phases: int) -> tuple[float, float]:
     return solar, power - solar
 
 
+def charging_wh(site: Site) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+    """Solar Wh and grid Wh of charging on 1 and on 3 phases (the keys) in each sample, as arrays with
+    the days along axis 0, side by side: shorter ones padded at the start with samples without sun,
+    where staying paused costs nothing."""
+    length = max(len(day) for day in site.days)
+    padded = [[0.0] * (length - len(day)) + day for day in site.days]
+    wh = {p: np.array([[_charging_w(x, p) for x in day] for day in padded]) * site.hours for p in (1, 3)}
+    return {p: w[..., 0] for p, w in wh.items()}, {p: w[..., 1] for p, w in wh.items()}
+
+
 @dataclass
 class Schedules:
     """For every price triple: the least Lagrangian, and the month of the schedule that reaches it."""
@@ -149,18 +159,15 @@ def best_schedules(
     a = solar_prices[None, :, None, None]
     b = stop_prices_wh[None, None, :, None]
     c = switch_prices_wh[None, None, None, :]
-    length = max(len(day) for day in site.days)
-    surplus = np.array([[0.0] * (length - len(day)) + day for day in site.days])
+    sun, grid = charging_wh(site)
+    length = sun[1].shape[1]
     shape = (len(site.days), len(solar_prices), len(stop_prices_wh), len(switch_prices_wh))
     zero = np.zeros(shape)
     off1: _Path = (zero, zero, zero, zero, zero)
     off3, on1 = off1, off1
     # no schedule ends charging before the first sample
     on3 = on1 = (np.full(shape, np.inf), zero, zero, zero, zero)
-    gains = {phases: [_charging_w(float(x), phases) for x in surplus.flat] for phases in (1, 3)}
-    most_solar = sum(max(x, y) for (x, _), (y, _) in zip(gains[1], gains[3], strict=True)) * site.hours
-    sun = {p: np.array([g[0] for g in gains[p]]).reshape(surplus.shape) * site.hours for p in (1, 3)}
-    grid = {p: np.array([g[1] for g in gains[p]]).reshape(surplus.shape) * site.hours for p in (1, 3)}
+    most_solar = float(np.maximum(sun[1], sun[3]).sum())
     for k in range(length):
         stay1, stay3 = _better(off1, on1, b, 1, 0), _better(off3, on3, b, 1, 0)
         ready1, ready3 = _better(off1, on1, 0.0, 0, 0), _better(off3, on3, 0.0, 0, 0)

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from bounds import Site, _charging_w, analyse, best_schedules, share_ceiling, share_reached
+from bounds import Site, analyse, best_schedules, charging_wh, share_ceiling, share_reached
 from run import folder_parser, report_head, shown_argv, trace_files
 
 from controller.simulation.trace import TraceError, read_trace
@@ -100,14 +100,8 @@ def plan_and_follow(
     time. All days run at once (axis 0), shorter ones padded at the start without sun.
     """
     solar_price, stop_price, switch_price = prices
-    length = max(len(day) for day in site.days)
-    surplus = [[0.0] * (length - len(day)) + day for day in site.days]
-    gains = {
-        p: np.array([[_charging_w(x, p)[0] for x in day] for day in surplus]) * site.hours for p in (1, 3)
-    }
-    draws = {
-        p: np.array([[_charging_w(x, p)[1] for x in day] for day in surplus]) * site.hours for p in (1, 3)
-    }
+    gains, draws = charging_wh(site)
+    length = gains[1].shape[1]
     shape = (len(site.days), len(solar_price))
     stop, switch, a = stop_price[None, :], switch_price[None, :], solar_price[None, :]
     charging = [tuple(draws[p][:, k, None] - a * gains[p][:, k, None] for p in (1, 3)) for k in range(length)]
