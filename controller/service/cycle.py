@@ -171,7 +171,10 @@ class Controller:
         written = False
         if outcome.write and charger_ok:
             written = await self._write(outcome.write)
-        self.memory = memory if written or not outcome.write else _unwritten(memory, self.memory)
+        if written or not outcome.write:
+            self.memory = memory
+        # else the charger still has what the last cycle left: an unsent limit must not become the
+        # ceiling the meter-failure hold keeps, nor an unsent pause count against the relay budget
         _log_cycle(
             state,
             outcome,
@@ -216,11 +219,6 @@ class Controller:
             return
         verb = "would write (dry-run)" if self.dry_run else "wrote"
         log.info("exit: %s %s state (%d mA)", verb, exit_state, limit_ma)
-
-
-def _unwritten(new: control.ControlMemory, old: control.ControlMemory) -> control.ControlMemory:
-    """Keep the safety bookkeeping but not the write time, so the next cycle writes again."""
-    return control.ControlMemory(safety=new.safety, last_write_s=old.last_write_s)
 
 
 def _unforeseen(exc: Exception) -> Exception:

@@ -395,3 +395,70 @@ async def test_a_read_back_that_lags_one_write_is_not_called_disobedient(
     await site.run(30)
     assert len(charger.writes) == 6
     assert "not applying our writes" not in caplog.text
+
+
+V = closed_loop.VOLTAGE
+
+
+async def _settle_at_10_a_under_a_kettle(site: Site) -> int:
+    """`fast` on a 25 A fuse with 15 A of house load on L1: the fuse leaves the car 10 A."""
+    site.house_w = (15 * V, 300.0, 300.0)
+    await site.run(60)
+    assert 9900 <= site.model.rest_limit_ma <= 10000
+    return site.model.rest_limit_ma
+
+
+async def _meter_fails_while_the_kettle_is_back(site: Site, settled_ma: int) -> None:
+    """The kettle on L1 again, and the meter answers with an exception: its reading is behind the
+    charger's, so the limit may hold or fall but not rise, until the meter is stale (20 s)."""
+    site.house_w = (15 * V, 300.0, 300.0)
+    site.meter.fault = "exception"
+    for result in await site.run(15):
+        assert not any(note.startswith("BLIND") for note in result.outcome.notes)
+        assert site.model.rest_limit_ma <= settled_ma, result.outcome.reason()
+        assert site.phase_a[0] <= 25.0 + 1e-6
+
+
+async def test_a_limit_never_sent_because_the_charger_read_failed_is_not_held_later(site: Site) -> None:
+    make(site, limit_ma=16000)
+    settled = await _settle_at_10_a_under_a_kettle(site)
+    site.house_w = (1 * V, 300.0, 300.0)  # the kettle goes off …
+    site.charger.faults.status_count = 1  # … while the charger's read answers 500: nothing is sent
+    (result,) = await site.run(5)
+    assert result.outcome.command.limit_ma == 16000 and not result.written
+    await _meter_fails_while_the_kettle_is_back(site, settled)
+
+
+async def test_a_limit_whose_write_failed_is_not_held_later(site: Site) -> None:
+    patches = 0
+
+    async def one_patch_gets_a_500(request: httpx.Request) -> None:
+        nonlocal patches
+        if request.method == "PATCH" and site.house_w[0] < 2 * V:
+            patches += 1
+            site.charger.faults.status_count = 1
+
+    async with httpx.AsyncClient(event_hooks={"request": [one_patch_gets_a_500]}) as http:
+        make(site, charger=client(site, http), limit_ma=16000)
+        settled = await _settle_at_10_a_under_a_kettle(site)
+        site.house_w = (1 * V, 300.0, 300.0)  # the kettle goes off; the write of 16 A answers 500
+        (result,) = await site.run(5)
+        assert patches == 1 and not result.written and site.model.rest_limit_ma == settled
+        await _meter_fails_while_the_kettle_is_back(site, settled)
+
+
+async def test_pauses_that_could_not_be_sent_do_not_use_up_the_relay_budget(site: Site) -> None:
+    """Three Wi-Fi drop-outs of 30 s in ten minutes: each time the controller is blind and wants the
+    fallback pause, which cannot reach the charger, so the car charges on. None of them opened the
+    contactor, so none may count against `max_pauses`: the car keeps charging when the charger is back."""
+    make(site, limit_ma=16000)
+    await site.run(30)
+    for _ in range(3):
+        site.charger.faults.status_count = 10**6
+        blind = await site.run(30)
+        assert any(note.startswith("BLIND") for note in blind[-1].outcome.notes)
+        site.charger.faults.status_count = 0
+        back = await site.run(60)
+        assert all("relay budget" not in result.outcome.reason() for result in back)
+    assert 0 not in limits_written(site)
+    assert site.model.rest_limit_ma == 16000
