@@ -57,7 +57,7 @@ def fuse_headroom_a(state: SiteState, phases: int) -> float | None:
     if grid is None:
         return None
     limits = state.limits
-    car_on_grid = _car_current_by_grid_phase(state)
+    car_on_grid = car_current_by_grid_phase(state)
     other_total_w = grid.power_w - state.car_power_w()
     headroom: float | None = None
     for grid_phase in limits.grid_phases(phases):
@@ -71,20 +71,30 @@ def fuse_headroom_a(state: SiteState, phases: int) -> float | None:
     return headroom
 
 
-def _car_current_by_grid_phase(state: SiteState) -> list[float]:
+def car_current_by_grid_phase(state: SiteState) -> list[float]:
+    """The car's current on each grid phase, never more than the charger lets it draw.
+
+    Every amp counted here is taken off the meter's phase current as the car's own, so a charger
+    reading an impossible current (45 A from a 16 A charger) would hide that much house load from the
+    fuse check. A car draws no more than the charger's limit in force and the installation's maximum;
+    counting less than it really draws (for a second while it slows down to a new, lower limit) only
+    makes the house look heavier, the safe side.
+    """
     currents = [0.0, 0.0, 0.0]
     charger = state.charger
     if charger is None:
         return currents
-    rotation = state.limits.phase_rotation
+    limits = state.limits
+    ceiling = min(charger.limit_actual_ma / 1000, limits.max_current_a)
+    rotation = limits.phase_rotation
     if charger.phase_currents_a:
         for charger_phase, amps in enumerate(charger.phase_currents_a[:3]):
-            currents[rotation[charger_phase]] += max(amps, 0.0)
+            currents[rotation[charger_phase]] += min(max(amps, 0.0), ceiling)
         return currents
     phases = state.active_phases()
-    per_phase = charger.power_w / (phases * state.limits.voltage_v)
-    for grid_phase in state.limits.grid_phases(phases):
-        currents[grid_phase] += max(per_phase, 0.0)
+    per_phase = min(max(charger.power_w / (phases * limits.voltage_v), 0.0), ceiling)
+    for grid_phase in limits.grid_phases(phases):
+        currents[grid_phase] += per_phase
     return currents
 
 

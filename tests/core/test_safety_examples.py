@@ -81,6 +81,19 @@ def test_the_cars_own_draw_is_not_counted_as_other_load() -> None:
     assert cmd.limit_ma == 16000
 
 
+def test_a_car_current_above_what_the_charger_allows_does_not_hide_house_load() -> None:
+    """A charger answering 45 A on L1 while its limit is 10 A: the meter's 30 A on L1 would leave no
+    house load at all if all 45 A were the car's. The car cannot draw more than 10 A, so 20 A is the
+    house and 5 A is left under the fuse."""
+    state = site(phase_a=(30, 10, 10), car_a=(45, 10, 10), charging=True, limit_ma=10000)
+    assert fuse_headroom_a(state, 3) == 5
+    cmd, _, _ = apply(Decision(16, 3, "fast"), state, SafetyMemory(last_limit_ma=10000))
+    assert cmd.limit_ma == 0  # 5 A is below the minimum
+    # without per-phase currents, the car's power is capped the same way
+    no_phases = replace(state, charger=replace(state.charger, phase_currents_a=(), power_w=3 * 45 * 230))
+    assert fuse_headroom_a(no_phases, 3) == 5
+
+
 def test_one_phase_charging_uses_the_first_phase_of_the_rotation() -> None:
     # Charger L1 is wired to grid L3, which is heavily loaded; grid L1 is free.
     limits = replace(LIMITS, phase_rotation=(2, 0, 1))
@@ -116,14 +129,16 @@ def test_blind_meter_gives_the_fallback() -> None:
 def test_an_old_meter_reading_holds_the_limit_instead_of_ratcheting_it_up() -> None:
     """The meter failed this cycle: 18 A of house on L1 measured with the car at 7 A, the car now at
     10 A. Subtracting the new car current from the old phase current would free 3 A every cycle."""
-    state = site(now=1005, meter_ok=1000, phase_a=(25, 7, 7), car_a=(10, 10, 10), charging=True)
+    state = site(
+        now=1005, meter_ok=1000, phase_a=(25, 7, 7), car_a=(10, 10, 10), charging=True, limit_ma=10000
+    )
     memory = SafetyMemory(last_limit_ma=10000)
     cmd, _, notes = apply(Decision(16, 3, "fast"), state, memory)
     assert cmd.limit_ma == 10000
     assert "meter reading from an earlier cycle: holding 10.0 A" in notes
     cut, _, _ = apply(Decision(8, 3, "pv"), state, memory)
     assert cut.limit_ma == 8000  # falling is always allowed
-    one_phase = site(now=1005, meter_ok=1000, force_1p=True, charging=True, car_a=(10, 0, 0))
+    one_phase = site(now=1005, meter_ok=1000, force_1p=True, charging=True, car_a=(10, 0, 0), limit_ma=10000)
     up, _, _ = apply(Decision(10, 3, "pv"), one_phase, SafetyMemory(last_limit_ma=10000))
     assert up.force_1_phase is True  # no 1→3 either: three times the power on an old reading
 
