@@ -66,6 +66,7 @@ def decide(strategy: Decider, state: SiteState) -> Decision:
             isinstance(decision, Decision)
             and isinstance(decision.current_a, (float, int))  # a tuple: faster than int | float
             and isinstance(decision.phases, int)
+            and isinstance(decision.reason, str)  # the log line of every cycle formats it
         ):
             return decision
         problem = f"returned {decision!r}, not a Decision(current_a, phases, reason)"

@@ -291,7 +291,14 @@ class Crashing:
         return self.answer
 
 
-@pytest.mark.parametrize(("answer", "problem"), [(None, "ZeroDivisionError"), ("16 A", "returned '16 A'")])
+@pytest.mark.parametrize(
+    ("answer", "problem"),
+    [
+        (None, "ZeroDivisionError"),
+        ("16 A", "returned '16 A'"),
+        (Decision(16, 3, 42), "returned Decision(current_a=16, phases=3, reason=42)"),  # type: ignore[arg-type]
+    ],
+)
 async def test_a_failing_strategy_gets_the_fallback_through_the_safety_layer(
     site: Site, caplog: pytest.LogCaptureFixture, answer: object, problem: str
 ) -> None:
