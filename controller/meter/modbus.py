@@ -97,6 +97,10 @@ class ModbusMeter:
         """Connect, backing off from 1 s to 60 s after failures so a dead meter costs a cycle nothing."""
         if self._client.connected:
             return
+        if now < self._retry_at - self._backoff_s:
+            # The clock stepped back: waiting for the old retry time could keep us blind for as long
+            # as the step.
+            self._retry_at = now
         if now < self._retry_at:
             raise MeterUnreachable(
                 f"meter {self.where}: cannot connect; next attempt in {self._retry_at - now:.0f} s"

@@ -164,6 +164,24 @@ async def test_reader_recovers_when_the_server_comes_back() -> None:
     await emu.stop()
 
 
+async def test_a_clock_step_back_does_not_stretch_the_reconnect_back_off() -> None:
+    """NTP steps the clock back an hour while the meter is off: the next attempt is due within the
+    back-off from now, not when the clock gets back to the old retry time."""
+    emu = MeterEmulator("sdm630")
+    await emu.start()
+    emu.set_values(phase_power_w=PHASE_W)
+    meter = ModbusMeter(settings("sdm630", emu.port))
+    await meter.read(0)
+    await emu.stop()
+    for t in (5, 10, 15, 20):
+        with pytest.raises((MeterUnreachable, MeterTimeout)):
+            await meter.read(t)
+    await emu.start()
+    assert (await meter.read(20 - 3600 + 5)).power_w == pytest.approx(sum(PHASE_W), abs=1)
+    await meter.aclose()
+    await emu.stop()
+
+
 def test_custom_map_decodes_little_word_order_and_scale() -> None:
     regmap = RegisterMap.model_validate(
         {
