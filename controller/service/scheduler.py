@@ -32,10 +32,68 @@ _SKIPPED_TICKS = _SkippedTicks()
 
 
 def cron_trigger(rule: ScheduleRule, timezone: tzinfo) -> CronTrigger:
-    minute, hour, day, month, day_of_week = rule.cron.split()
+    """The rule's trigger; ValueError names the field that cannot work (preflight reports it)."""
+    minute, hour, day, month, weekdays = rule.cron.split()
     return CronTrigger(
-        minute=minute, hour=hour, day=day, month=month, day_of_week=day_of_week, timezone=timezone
+        minute=minute, hour=hour, day=day, month=month, day_of_week=day_of_week(weekdays), timezone=timezone
     )
+
+
+CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+"""crontab(5) numbering: 0 is Sunday, and so is 7."""
+DAYS_HINT = "use 0–7 (0 and 7 are Sunday, 1 is Monday) or sun–sat, as in crontab"
+
+
+def day_of_week(field: str) -> str:
+    """A crontab day_of_week field as the comma list of day names APScheduler is given.
+
+    APScheduler 3 numbers the days from Monday = 0, so a rule copied from a crontab, `0 22 * * 1-5`
+    (Monday to Friday), would fire Tuesday to Saturday, and `0` (Sunday) on Mondays. Names mean the
+    same to both, so the field is turned into the set of days it means and handed over by name.
+    """
+    days: set[int] = set()
+    for item in field.split(","):
+        days |= _days(item)
+    return ",".join(CRON_DAYS[day] for day in sorted(days))
+
+
+def _days(item: str) -> set[int]:
+    """One item of the list: `*`, a day, a range `a-b`, each optionally with a step `/n`.
+
+    `a/n` runs from a to the end of the week (7), as cronie reads it. A range that ends on Sunday
+    (`sat-sun`, `5-0`) ends on day 7: APScheduler, counting from Monday, accepted `sat-sun`, and
+    existing rules keep meaning Saturday and Sunday.
+    """
+    if not item:
+        raise ValueError(f"day_of_week: an empty item in the list (two commas in a row?); {DAYS_HINT}")
+    span, slash, step_text = item.partition("/")
+    step = 1
+    if slash:
+        if not (step_text.isascii() and step_text.isdigit()) or int(step_text) == 0:
+            raise ValueError(f"day_of_week {item!r}: the step after '/' must be a whole number from 1 up")
+        step = int(step_text)
+    if span == "*":
+        first, last = 0, 6
+    else:
+        low, dash, high = span.partition("-")
+        first = _day(low, item)
+        last = _day(high, item) if dash else 7 if slash else first
+        if last == 0 and first > 0:
+            last = 7
+        if first > last:
+            raise ValueError(
+                f"day_of_week {item!r}: the range runs backwards; a range runs from Sunday (0) to "
+                "Sunday (7), so write e.g. Friday to Tuesday as '5-7,1-2'"
+            )
+    return {day % 7 for day in range(first, last + 1, step)}
+
+
+def _day(text: str, item: str) -> int:
+    if text.isascii() and text.isdigit() and int(text) <= 7:
+        return int(text)
+    if text.lower() in CRON_DAYS:
+        return CRON_DAYS.index(text.lower())
+    raise ValueError(f"day_of_week {item!r}: {text!r} is not a day; {DAYS_HINT}")
 
 
 def build(
