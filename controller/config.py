@@ -36,6 +36,9 @@ SYSTEM_CONFIG = Path("/etc/peblar-surplus/config.toml")
 TOKEN_LIKE = re.compile(r"[A-Za-z0-9_+=]{40,}")
 """A Peblar token is 64 letters and digits; a run of 40 or more in an error message is taken for one.
 Not counting `-` or `.`, so the UUID of a mounted disk or a host name in a path stays readable."""
+CHARGER_REQUESTS_PER_S = 5
+"""The charger's request budget, shared by all its clients (peblar-api.md §3); beyond it, 429 answers."""
+URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
 
 
 class ConfigError(Exception):
@@ -84,6 +87,12 @@ class ChargerConfig(_Table):
     @classmethod
     def _http_url(cls, value: str) -> str:
         example = "write it as http://<charger-ip>, e.g. http://192.168.1.50"
+        scheme, sep, rest = value.partition("://")
+        if sep and URL_SCHEME.fullmatch(scheme):
+            if scheme.lower() not in ("http", "https"):
+                # 'is not a URL' would be wrong and no help: it is one, for another protocol
+                raise ValueError(f"{value!r}: the charger's API speaks HTTP, not {scheme}://; {example}")
+            value = f"{scheme.lower()}://{rest}"
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"{value!r} is not a URL; {example}")
         try:
@@ -101,6 +110,19 @@ class ChargerConfig(_Table):
                 f"not into the URL; {example}"
             )
         return value.rstrip("/")
+
+    @field_validator("max_requests_per_s")
+    @classmethod
+    def _within_budget(cls, value: float) -> float:
+        """More than the charger allows gets 429 answers, for Home Assistant and the app as well."""
+        if value > CHARGER_REQUESTS_PER_S:
+            raise ValueError(
+                f"{value:g} is above {CHARGER_REQUESTS_PER_S}, the charger's limit shared by all its "
+                "clients (this controller, Home Assistant, the app); beyond it the charger answers "
+                f"429 Too Many Requests to all of them; give at most {CHARGER_REQUESTS_PER_S}, better "
+                "the default 2, which leaves the others room"
+            )
+        return value
 
     @field_validator("phase_rotation")
     @classmethod
@@ -120,10 +142,10 @@ class ChargerConfig(_Table):
         A token with a line break, a space or a non-ASCII letter cannot go into an HTTP header; saying so
         here beats the HTTP library's protocol error (and never echoes the token).
         """
-        token = self._token()
+        token, source = self._token()
         if not (token.isascii() and token.isprintable() and " " not in token):
             raise ConfigError(
-                "charger.token: contains a line break, a space or a non-ASCII character, which no Peblar "
+                f"{source}: contains a line break, a space or a non-ASCII character, which no Peblar "
                 "token has; copy it again from the charger's web UI (Settings > Advanced)"
             )
         return token
@@ -141,21 +163,48 @@ class ChargerConfig(_Table):
             return self._config_dir / path
         return path
 
-    def _token(self) -> str:
+    def _token(self) -> tuple[str, str]:
+        """The token and where it came from, for the messages.
+
+        An empty one is an error naming its source, not a token: the charger answers it with 401, which
+        sends the user to copy a token that was never the problem. An empty `$PEBLAR_SURPLUS_TOKEN`
+        (`Environment=PEBLAR_SURPLUS_TOKEN=` left in a unit) is one too, rather than passed over, as it
+        is set on purpose to win over the config.
+        """
         env = os.environ.get(ENV_TOKEN)
-        if env:
-            return env.strip()
+        if env is not None:
+            if env.strip():
+                return env.strip(), f"${ENV_TOKEN}"
+            raise ConfigError(
+                f"${ENV_TOKEN}: set but empty; unset it to use the config's token or token_file, "
+                "or set it to the API token"
+            )
         if self.token is not None:
-            return self.token.get_secret_value()
+            token = self.token.get_secret_value()
+            if not token.strip():
+                then = "; token_file is used then" if self.token_file is not None else ""
+                raise ConfigError(
+                    "charger.token: empty; put the API token from the charger's web UI "
+                    f"(Settings > Advanced) between the quotes, or remove the key{then}"
+                )
+            return token, "charger.token"
         if self.token_file is not None:
             path = self._token_path(self.token_file)
             try:
-                return path.read_text(encoding="utf-8").strip()
+                token = path.read_text(encoding="utf-8").strip()
             except OSError as exc:
                 hint = "; run as a user that may read it (sudo)" if exc.errno == errno.EACCES else ""
                 raise ConfigError(
                     redacted(f"charger.token_file: cannot read {path} ({exc.strerror}){hint}")
                 ) from exc
+            if not token:
+                raise ConfigError(
+                    redacted(
+                        f"charger.token_file: {path} is empty; write the API token from the charger's "
+                        "web UI (Settings > Advanced) into it"
+                    )
+                )
+            return token, "charger.token_file"
         raise ConfigError(
             f"charger.token: no API token; set token or token_file in [charger], or ${ENV_TOKEN} "
             "(the token is on the charger's web UI, Settings > Advanced)"
@@ -186,7 +235,10 @@ class StrategyConfig(BaseModel):
 
 
 class ScheduleRule(_Table):
-    cron: str = Field(description="five fields: minute hour day month day_of_week, e.g. '0 22 * * mon-fri'")
+    cron: str = Field(
+        description="five fields as in crontab: minute hour day month day_of_week (0 and 7 are Sunday, "
+        "1 is Monday), e.g. '0 22 * * mon-fri' or '0 22 * * 1-5'"
+    )
     strategy: str
     params: dict[str, Any] = Field(default_factory=dict)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -13,7 +13,10 @@ from controller.core.state import SiteState
 class Fast:
     class Params(BaseModel):
         model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-        phases: int = Field(3, ge=1, le=3, description="phase mode to charge in (1 or 3)")
+        phases: Literal[1, 3] = Field(
+            3,
+            description="phase mode to charge in (1 or 3): a Peblar switches between 1 and 3 phases",
+        )
 
     summary: ClassVar[str] = "charge at the maximum current the fuse and the charger allow"
 
@@ -21,5 +24,4 @@ class Fast:
         self.params = params
 
     def decide(self, state: SiteState) -> Decision:
-        phases = 1 if self.params.phases == 1 else 3
-        return Decision(state.limits.max_current_a, phases, "fast: maximum current")
+        return Decision(state.limits.max_current_a, self.params.phases, "fast: maximum current")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -56,6 +58,10 @@ class MeterSettings(BaseModel):
         value = value.strip()
         if not value:
             return None  # "required", said by _complete with the whole context
+        if "://" in value:  # before the port check: 'http://192.168.1.60' has one colon too
+            raise ValueError(
+                f"{value!r}: give the bare host name or IP address without a scheme: {_bare(value)}"
+            )
         if value.startswith("[") and value.endswith("]"):
             value = value[1:-1]  # an IPv6 literal as written in a URL
         if value.count(":") == 1:
@@ -72,6 +78,14 @@ class MeterSettings(BaseModel):
         if self.transport == "serial":
             if not self.serial_port:
                 raise ValueError("meter.serial_port: required with transport = 'serial', e.g. '/dev/ttyUSB0'")
+            if importlib.util.find_spec("serial") is None:
+                # pymodbus would raise RuntimeError at the first connect: a traceback and exit 1, which
+                # systemd restarts for ever, where exit 2 says "fix the installation" and stops.
+                raise ValueError(
+                    "meter.transport: 'serial' needs pyserial, which is not installed; install the serial "
+                    "extra with the pip of the environment peblar-surplus runs from: "
+                    "pip install 'peblar-surplus[serial]'"
+                )
         elif not self.host:
             raise ValueError("meter.host: required; the IP address of the meter, inverter or gateway")
         if self.preset == "custom" and self.registers is None:
@@ -81,3 +95,15 @@ class MeterSettings(BaseModel):
                 "meter.registers: only for preset = 'custom'; remove it or set preset = 'custom'"
             )
         return self
+
+
+def _bare(url: str) -> str:
+    """What to write instead of a URL, e.g. `host = '192.168.1.60' and port = 502`."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host, port = None, None
+    if not host:
+        return "e.g. host = '192.168.1.60'"
+    return f"host = {host!r}" + (f" and port = {port}" if port else "")

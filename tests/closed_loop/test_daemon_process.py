@@ -36,7 +36,7 @@ timeout_s = 0.5
 
 [charger]
 url = "{url}"
-max_requests_per_s = 50
+max_requests_per_s = 5
 
 [control]
 interval_s = 1

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
+from importlib.machinery import ModuleSpec
 from pathlib import Path
 
 import pytest
 
+from controller.cli import EXIT_CONFIG, main
 from controller.config import ConfigError, ControlConfig, load, parse
 from strategies.pv import PvParams
 
@@ -266,3 +269,99 @@ def test_a_missing_meter_host_is_named_once() -> None:
     with pytest.raises(ConfigError) as err:
         parse({"meter": {"preset": "sdm630"}, "charger": {"url": "http://c", "token": "x"}})
     assert str(err.value) == "config: meter.host: required; the IP address of the meter, inverter or gateway"
+
+
+def _without_pyserial(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pymodbus imports `serial` only when a serial client is made: hide it from the look-up the
+    config makes, without uninstalling it."""
+    real = importlib.util.find_spec
+
+    def find_spec(name: str, package: str | None = None) -> ModuleSpec | None:
+        return None if name == "serial" else real(name, package)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+
+
+SERIAL = '[meter]\npreset = "sdm630"\ntransport = "serial"\nserial_port = "/dev/ttyUSB0"\n'
+
+
+def test_the_serial_transport_without_pyserial_says_to_install_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    raw = {
+        "meter": {"preset": "sdm630", "transport": "serial", "serial_port": "/dev/ttyUSB0"},
+        "charger": {"url": "http://c", "token": "x"},
+    }
+    assert parse(raw).meter.transport == "serial"
+    _without_pyserial(monkeypatch)
+    with pytest.raises(ConfigError) as err:
+        parse(raw)
+    message = str(err.value)
+    assert message.startswith("config: meter.transport: 'serial' needs pyserial")
+    assert "pip install 'peblar-surplus[serial]'" in message
+    assert "\n" not in message
+    raw["meter"] = {"preset": "sdm630", "host": "h"}
+    assert parse(raw).meter.transport == "tcp"  # only the serial transport needs it
+
+
+@pytest.mark.parametrize("command", [["run", "--once"], ["check"]])
+def test_the_serial_transport_without_pyserial_exits_2_before_any_device(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    """Exit 1 with pymodbus's RuntimeError made systemd restart the daemon for ever; 2 stops it."""
+    _without_pyserial(monkeypatch)
+    path = write(tmp_path, SERIAL + '[charger]\nurl = "http://127.0.0.1:1"\ntoken = "t0ken-for-tests"\n')
+    assert main([*command, "-c", str(path)]) == EXIT_CONFIG
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "peblar-surplus[serial]" in err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("host", "bare"),
+    [
+        ("http://192.168.1.60", "'192.168.1.60'"),
+        ("tcp://192.168.1.60:502", "'192.168.1.60' and port = 502"),
+        ("modbus://[fe80::1]:1502/", "'fe80::1' and port = 1502"),
+        ("HTTP://meter.lan", "'meter.lan'"),
+    ],
+)
+def test_a_meter_host_given_as_a_url_is_told_to_drop_the_scheme(host: str, bare: str) -> None:
+    raw = {"meter": {"preset": "sdm630", "host": host}, "charger": {"url": "http://c", "token": "x"}}
+    with pytest.raises(ConfigError) as err:
+        parse(raw)
+    message = str(err.value)
+    assert message.startswith(f"config: meter.host: {host!r}")
+    assert "bare host name or IP address without a scheme" in message
+    assert f"host = {bare}" in message
+
+
+def test_a_meter_url_with_a_token_in_it_is_not_shown() -> None:
+    with pytest.raises(ConfigError, match=r"meter\.host") as err:
+        parse(
+            {
+                "meter": {"preset": "sdm630", "host": f"http://{TOKEN_64}/"},
+                "charger": {"url": "http://c", "token": "x"},
+            }
+        )
+    assert "3f9a3f9a" not in str(err.value)
+
+
+@pytest.mark.parametrize("url", ["tcp://192.168.1.50", "ws://192.168.1.50", "modbus://192.168.1.50:502"])
+def test_a_charger_url_with_another_scheme_is_told_to_use_http(url: str) -> None:
+    with pytest.raises(ConfigError, match=r"charger\.url") as err:
+        parse({"meter": {"preset": "sdm630", "host": "h"}, "charger": {"url": url, "token": "x"}})
+    message = str(err.value)
+    assert "not a URL" not in message
+    assert f"{url.partition(':')[0]}://" in message
+    assert "http://" in message
+
+
+def test_a_charger_url_with_a_capital_scheme_is_taken() -> None:
+    raw = {
+        "meter": {"preset": "sdm630", "host": "h"},
+        "charger": {"url": "HTTP://192.168.1.50/", "token": "x"},
+    }
+    assert parse(raw).charger.url == "http://192.168.1.50"

@@ -49,7 +49,7 @@ async def test_a_clock_stepped_back_does_not_stop_the_cycles(
         cfg = parse(
             {
                 "meter": {"preset": "sdm630", "host": "127.0.0.1", "port": meter.port},
-                "charger": {"url": charger.url, "token": TOKEN, "max_requests_per_s": 50},
+                "charger": {"url": charger.url, "token": TOKEN, "max_requests_per_s": 5},
                 "control": {"interval_s": 1},
                 "strategy": {"name": "fast"},
             }
