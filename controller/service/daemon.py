@@ -160,7 +160,7 @@ async def _serve(cfg: Config, controller: Controller, options: RunOptions, *, pr
     stopping = False
     refused: StartupError | None = None
     interval_s = options.interval_s or cfg.control.interval_s
-    last_active = loop.time()
+    last_active = last_done = loop.time()
 
     async def cycle() -> None:
         nonlocal last_active
@@ -202,6 +202,8 @@ async def _serve(cfg: Config, controller: Controller, options: RunOptions, *, pr
             return
         # The loop is alive and the safety layer ran. A charger that is off stays off however often
         # systemd restarts us, so its absence is the cycle's log line and the fallback, not a restart.
+        nonlocal last_done
+        last_done = loop.time()
         systemd.notify("WATCHDOG=1")
 
     async def switch(rule: ScheduleRule) -> None:
@@ -231,9 +233,21 @@ async def _serve(cfg: Config, controller: Controller, options: RunOptions, *, pr
             sched.request_cycle(scheduler)
         loop.call_later(stall_s / STALL_INTERVALS, unstick)
 
+    def keep_alive(every_s: float) -> None:
+        """Pings between cycles, for an interval_s longer than WatchdogSec, as long as the cycles are
+        on time: a cycle that hangs, or a blocked event loop, still gets the daemon restarted."""
+        if stopping:
+            return
+        if loop.time() - last_done < interval_s + every_s:
+            systemd.notify("WATCHDOG=1")
+        loop.call_later(every_s, keep_alive, every_s)
+
     stall_s = max(STALL_INTERVALS * interval_s, STALL_MIN_S)
     scheduler.start()
     loop.call_later(stall_s / STALL_INTERVALS, unstick)
+    watchdog_s = systemd.watchdog_s()
+    if watchdog_s is not None:
+        loop.call_later(watchdog_s / 2, keep_alive, watchdog_s / 2)
     systemd.notify("READY=1")
     try:
         await stop.wait()

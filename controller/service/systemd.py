@@ -23,6 +23,18 @@ def notify(message: str) -> bool:
     return True
 
 
+def watchdog_s() -> float | None:
+    """`WatchdogSec=` of the unit, from $WATCHDOG_USEC, when it is meant for this process."""
+    pid = os.environ.get("WATCHDOG_PID")
+    if pid and pid != str(os.getpid()):
+        return None
+    try:
+        usec = int(os.environ.get("WATCHDOG_USEC", ""))
+    except ValueError:
+        return None
+    return usec / 1e6 if usec > 0 else None
+
+
 def under_journald() -> bool:
     """journald stamps every line itself; our own timestamps would only double them."""
     return bool(os.environ.get("JOURNAL_STREAM") or os.environ.get("INVOCATION_ID"))

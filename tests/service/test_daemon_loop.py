@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import socket
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -68,3 +72,54 @@ async def test_a_clock_stepped_back_does_not_stop_the_cycles(
         if r.levelno == logging.WARNING and "no control" in r.getMessage()
     ]
     assert stalls and "the system clock stepped back?" in stalls[0]
+
+
+async def test_an_interval_longer_than_the_watchdog_still_gets_pings_between_cycles(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`interval_s = 120` under the unit's `WatchdogSec=60`: pinging only after each cycle would get
+    the daemon killed every minute. Here WatchdogSec is 0.2 s and cycles come every 1 s, over a real
+    notify socket; systemd needs a ping at least every 0.2 s between them."""
+    name = f"peblar-surplus-test-{os.getpid()}-{time.monotonic_ns()}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as systemd:
+        systemd.bind("\0" + name)
+        systemd.setblocking(False)
+        monkeypatch.setenv("NOTIFY_SOCKET", "@" + name)
+        monkeypatch.setenv("WATCHDOG_USEC", "200000")
+        monkeypatch.delenv("WATCHDOG_PID", raising=False)
+        heard: list[str] = []
+
+        def drain() -> None:
+            with contextlib.suppress(BlockingIOError):
+                while True:
+                    heard.append(systemd.recv(4096).decode())
+
+        marks: list[int] = []
+        two = asyncio.Event()
+
+        def counted(result: CycleResult) -> None:
+            drain()
+            marks.append(len(heard))
+            if len(marks) == 2:
+                two.set()
+
+        async with PeblarEmulator(SystemClock(), token=TOKEN) as charger, MeterEmulator("sdm630") as meter:
+            meter.set_values(phase_power_w=(500.0, 500.0, 500.0))
+            cfg = parse(
+                {
+                    "meter": {"preset": "sdm630", "host": "127.0.0.1", "port": meter.port},
+                    "charger": {"url": charger.url, "token": TOKEN},
+                    "control": {"interval_s": 1},
+                    "strategy": {"name": "fast"},
+                }
+            )
+            stop = asyncio.Event()
+            options = daemon.RunOptions(stop=stop, handle_signals=False, on_cycle=counted)
+            run = asyncio.create_task(daemon.run(cfg, daemon.open_devices(cfg), options))
+            try:
+                await asyncio.wait_for(two.wait(), 30)
+            finally:
+                stop.set()
+                assert await asyncio.wait_for(run, 10) == 0
+    between = heard[marks[0] : marks[1]].count("WATCHDOG=1")
+    assert between >= 3, heard  # 1 s / 0.1 s would be ten; the cycles' own pings are not counted here
