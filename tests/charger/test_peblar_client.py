@@ -188,6 +188,18 @@ async def test_timeout_and_refused_connection(emulator: PeblarEmulator) -> None:
             await c.read(0)
 
 
+async def test_proxy_variables_are_ignored(emulator: PeblarEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The charger is on the LAN: a proxy set for the shell (here a dead one) must not get its
+    requests, nor the token in their headers."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+        monkeypatch.setenv(name.lower(), "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    async with PeblarClient(emulator.url, TOKEN, retry_budget_s=0) as c:
+        assert (await c.probe()).phase_count == 3
+
+
 async def test_dropped_connection_is_unreachable(emulator: PeblarEmulator) -> None:
     emulator.faults.drop_count = 1
     async with PeblarClient(emulator.url, TOKEN, retry_budget_s=0) as c:

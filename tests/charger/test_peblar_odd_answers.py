@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import gzip
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,9 +16,11 @@ import httpx
 import pytest
 
 from controller.charger.base import (
+    ChargerBadRequest,
     ChargerError,
     ChargerMalformedAnswer,
     ChargerServerError,
+    ChargerTimeout,
     ChargerUnreachable,
 )
 from controller.charger.peblar.client import API_PATH, PeblarClient
@@ -45,12 +48,14 @@ METER = {
 
 @dataclass
 class Answer:
-    """One canned HTTP answer; `cut` promises a longer body than it sends, then closes."""
+    """One canned HTTP answer; `cut` promises a longer body than it sends, then closes; `trickle_s`
+    sends the body one byte every so many seconds, each byte well inside a read timeout."""
 
     body: bytes
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     cut: bool = False
+    trickle_s: float = 0.0
 
 
 def answer_json(payload: Any, status: int = 200) -> Answer:
@@ -73,6 +78,7 @@ class CannedCharger:
         self.answers: dict[tuple[str, str], Answer] = dict(DEFAULTS)
         self.url = ""
         self._server: asyncio.Server | None = None
+        self._serving: set[asyncio.Task[Any]] = set()
 
     async def __aenter__(self) -> CannedCharger:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -83,8 +89,22 @@ class CannedCharger:
         assert self._server is not None
         self._server.close()
         await self._server.wait_closed()
+        # A trickle the client gave up on would go on sending into the void after the test.
+        for task in self._serving:
+            task.cancel()
+        await asyncio.gather(*self._serving, return_exceptions=True)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._serving.add(task)
+        try:
+            await self._answer_all(reader, writer)
+        finally:
+            writer.close()
+            self._serving.discard(task)
+
+    async def _answer_all(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
             while line := await reader.readline():
                 method, path = line.decode("latin-1").split()[:2]
@@ -98,11 +118,22 @@ class CannedCharger:
                 head = [f"HTTP/1.1 {answer.status} X", "Content-Type: application/json"]
                 head += [f"{k}: {v}" for k, v in answer.headers.items()]
                 head.append(f"Content-Length: {len(answer.body) * (2 if answer.cut else 1)}")
-                writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + answer.body)
-                await writer.drain()
+                writer.write(("\r\n".join(head) + "\r\n\r\n").encode())
+                await self._send_body(writer, answer)
                 if answer.cut:
                     break
-        writer.close()
+
+    @staticmethod
+    async def _send_body(writer: asyncio.StreamWriter, answer: Answer) -> None:
+        if not answer.trickle_s:
+            writer.write(answer.body)
+            await writer.drain()
+            return
+        await writer.drain()
+        for i in range(len(answer.body)):
+            writer.write(answer.body[i : i + 1])
+            await writer.drain()
+            await asyncio.sleep(answer.trickle_s)
 
 
 @pytest.fixture
@@ -262,3 +293,50 @@ async def test_an_answer_that_breaks_off_says_so_rather_than_cannot_connect(
         await client.read(0)
     assert "the answer broke off (RemoteProtocolError" in message(err)
     assert "cannot connect" not in message(err)
+
+
+async def test_an_answer_that_trickles_in_is_cut_off_at_the_timeout(charger: CannedCharger) -> None:
+    """httpx's timeout bounds each socket read, not the request: a charger (or a flaky Wi-Fi link)
+    sending a byte every 0.1 s would hold the control cycle for the whole body, 17 s here. Each
+    attempt gets the timeout as its deadline, and the retry budget still bounds the retries; the
+    client stays usable afterwards."""
+    slow = Answer(json.dumps(EVI).encode(), trickle_s=0.1)
+    assert len(slow.body) * slow.trickle_s > 10
+    charger.answers["GET", "/evinterface"] = slow
+    async with PeblarClient(
+        charger.url, TOKEN, timeout_s=0.3, retry_budget_s=0.0, max_requests_per_s=1000
+    ) as c:
+        with pytest.raises(ChargerTimeout) as err:
+            # A liveness bound, far below the trickle's 17 s and far above the 0.3 s deadline.
+            await asyncio.wait_for(c.read(0), 3.0)
+        assert "/evinterface: the answer did not arrive complete within 0.3 s" in message(err)
+        charger.answers["GET", "/evinterface"] = DEFAULTS["GET", "/evinterface"]
+        assert (await c.read(0)).limit_ma == 16000
+    charger.answers["GET", "/evinterface"] = slow
+    async with PeblarClient(
+        charger.url, TOKEN, timeout_s=0.3, retry_budget_s=0.5, max_requests_per_s=1000
+    ) as c:
+        start = time.monotonic()
+        with pytest.raises(ChargerTimeout):
+            await asyncio.wait_for(c.read(0), 3.0)  # the budget (0.5 s) plus one attempt (0.3 s)
+        assert time.monotonic() - start >= 0.3
+        assert c.requests >= 1
+
+
+@pytest.mark.parametrize(
+    ("body", "excerpt"),
+    [(b"", "(404)"), (b"<h1>Not Found</h1>", "(404: <h1>Not Found</h1>)")],
+    ids=["empty body", "HTML body"],
+)
+async def test_a_404_says_there_is_no_peblar_api_at_that_address(
+    charger: CannedCharger, client: PeblarClient, body: bytes, excerpt: str
+) -> None:
+    """A URL that leads to another web server (a router, a NAS), or a charger whose local REST API is
+    off, answers 404, often with an empty body: say what to check, not just the bare status."""
+    charger.answers["GET", "/health"] = Answer(body, 404)
+    with pytest.raises(ChargerBadRequest) as err:
+        await client.probe()
+    text = message(err)
+    assert f"/health: no Peblar local REST API at this address {excerpt}" in text
+    assert "Settings > Advanced" in text
+    assert err.value.status == 404

@@ -8,6 +8,7 @@ into the `Authorization` header of each request and nowhere else: not in logs, m
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -88,7 +89,10 @@ class PeblarClient:
         self._waits = waits or RealWaits()
         self._token = token
         self._own_http = http is None
-        self._http = http or httpx.AsyncClient(timeout=timeout_s)
+        # trust_env=False: the charger is on the LAN, so a proxy set for the shell (HTTP_PROXY,
+        # ALL_PROXY, ...) must not get its requests and their token; nor do .netrc or SSL_CERT_FILE
+        # apply to it. A caller passing its own `http` client decides this for itself.
+        self._http = http or httpx.AsyncClient(timeout=timeout_s, trust_env=False)
         self._timeout_s = timeout_s
         self._retry_budget_s = retry_budget_s
         # Burst 6: the start-up probe (3) and a full cycle (read 2, write 1) never wait.
@@ -191,6 +195,9 @@ class PeblarClient:
     async def _request(
         self, method: str, path: str, *, body: dict[str, Any] | None = None, auth: bool = True
     ) -> httpx.Response:
+        """One request, retried while the retry budget lasts: no retry starts after the budget is
+        spent, and each attempt ends within `timeout_s`, so a call takes at most the budget plus one
+        timeout (plus any wait for the rate limit)."""
         deadline = self._waits.monotonic() + self._retry_budget_s
         delay = 0.1
         while True:
@@ -204,16 +211,35 @@ class PeblarClient:
                 delay *= 2
 
     async def _once(self, method: str, path: str, body: dict[str, Any] | None, auth: bool) -> httpx.Response:
+        """One attempt, over within `timeout_s` whatever the other end does.
+
+        httpx's timeout bounds each socket operation, not the request: an answer sent a few bytes at a
+        time, each in time, would hold the control cycle for as long as it lasts. So the attempt as a
+        whole (connect, send, the complete answer) also gets `timeout_s` as its deadline, on the event
+        loop's real clock like httpx's own timeouts; the wait for the rate limit comes before it and
+        does not count. Streaming tells a silent charger from one whose answer began but came too
+        slowly, which the message then says.
+        """
         await self._bucket.acquire()
         url = f"{self.base_url}{API_PATH}{path}"
         headers = {"Authorization": self._token} if auth else {}
         self.requests += 1
+        answer_began = False
         try:
-            response = await self._http.request(
-                method, url, json=body, headers=headers, timeout=self._timeout_s
-            )
-        except httpx.TimeoutException:
-            raise ChargerTimeout(f"{method} {url}: no answer within {self._timeout_s:g} s") from None
+            async with (
+                asyncio.timeout(self._timeout_s),
+                self._http.stream(
+                    method, url, json=body, headers=headers, timeout=self._timeout_s
+                ) as response,
+            ):
+                answer_began = True
+                await response.aread()
+        except (TimeoutError, httpx.TimeoutException):  # our deadline, or one of httpx's per-operation ones
+            what = "the answer did not arrive complete" if answer_began else "no answer"
+            raise ChargerTimeout(
+                f"{method} {url}: {what} within {self._timeout_s:g} s; the charger may be overloaded "
+                "or the network to it poor"
+            ) from None
         except httpx.ProtocolError as exc:  # connected, then the answer broke off or made no sense
             raise ChargerUnreachable(
                 f"{method} {url}: the answer broke off ({type(exc).__name__}: "
@@ -284,11 +310,26 @@ def _raise_for_status(method: str, url: str, response: httpx.Response) -> None:
             f"{where}: too many requests (429); the charger allows 5/s for all its clients together",
             status,
         )
+    elif status == 404:
+        # Every path we use exists on a charger with the API on, so a 404 means we did not reach
+        # that API: another web server (router, NAS) at this address, or the API switched off.
+        # Such servers often send an empty body, which alone would leave nothing to go on.
+        error = ChargerBadRequest(
+            f"{where}: no Peblar local REST API at this address ({_with_excerpt(status, message)}); "
+            "check the charger URL (http://<charger-ip>, no path) and that the local REST API is "
+            "enabled on the charger's web UI under Settings > Advanced",
+            status,
+        )
     elif status >= 500:
         error = ChargerServerError(f"{where}: charger error {status}: {message}", status)
     else:
-        error = ChargerBadRequest(f"{where}: unexpected status {status}: {message}", status)
+        error = ChargerBadRequest(f"{where}: unexpected status {_with_excerpt(status, message)}", status)
     raise error
+
+
+def _with_excerpt(status: int, message: str) -> str:
+    """`404: <body excerpt>`, or the bare status when the body is empty: no dangling colon."""
+    return f"{status}: {message}" if message else str(status)
 
 
 def _parse(model: type[M], response: httpx.Response, path: str) -> M:
