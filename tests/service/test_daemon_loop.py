@@ -8,6 +8,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -21,6 +22,30 @@ from controller.simulation.meter_emulator import MeterEmulator
 from controller.simulation.peblar_emulator import PeblarEmulator
 
 TOKEN = "f00d" * 16
+
+
+async def run_daemon_until(
+    done: asyncio.Event, on_cycle: Callable[[CycleResult], None], interval_s: float | None = None
+) -> None:
+    """The daemon (`fast`, interval_s 1) against both emulators on real time, until `done` is set."""
+    async with PeblarEmulator(SystemClock(), token=TOKEN) as charger, MeterEmulator("sdm630") as meter:
+        meter.set_values(phase_power_w=(500.0, 500.0, 500.0))
+        cfg = parse(
+            {
+                "meter": {"preset": "sdm630", "host": "127.0.0.1", "port": meter.port},
+                "charger": {"url": charger.url, "token": TOKEN},
+                "control": {"interval_s": 1},
+                "strategy": {"name": "fast"},
+            }
+        )
+        stop = asyncio.Event()
+        options = daemon.RunOptions(stop=stop, handle_signals=False, on_cycle=on_cycle, interval_s=interval_s)
+        run = asyncio.create_task(daemon.run(cfg, daemon.open_devices(cfg), options))
+        try:
+            await asyncio.wait_for(done.wait(), 30)
+        finally:
+            stop.set()
+            assert await asyncio.wait_for(run, 10) == 0
 
 
 async def test_a_clock_stepped_back_does_not_stop_the_cycles(
@@ -48,24 +73,7 @@ async def test_a_clock_stepped_back_does_not_stop_the_cycles(
         if len(cycles) == 3:
             enough.set()
 
-    async with PeblarEmulator(SystemClock(), token=TOKEN) as charger, MeterEmulator("sdm630") as meter:
-        meter.set_values(phase_power_w=(500.0, 500.0, 500.0))
-        cfg = parse(
-            {
-                "meter": {"preset": "sdm630", "host": "127.0.0.1", "port": meter.port},
-                "charger": {"url": charger.url, "token": TOKEN, "max_requests_per_s": 5},
-                "control": {"interval_s": 1},
-                "strategy": {"name": "fast"},
-            }
-        )
-        stop = asyncio.Event()
-        options = daemon.RunOptions(stop=stop, handle_signals=False, on_cycle=counted, interval_s=0.5)
-        run = asyncio.create_task(daemon.run(cfg, daemon.open_devices(cfg), options))
-        try:
-            await asyncio.wait_for(enough.wait(), 30)
-        finally:
-            stop.set()
-            assert await asyncio.wait_for(run, 10) == 0
+    await run_daemon_until(enough, counted, interval_s=0.5)
     stalls = [
         r.getMessage()
         for r in caplog.records
@@ -103,23 +111,6 @@ async def test_an_interval_longer_than_the_watchdog_still_gets_pings_between_cyc
             if len(marks) == 2:
                 two.set()
 
-        async with PeblarEmulator(SystemClock(), token=TOKEN) as charger, MeterEmulator("sdm630") as meter:
-            meter.set_values(phase_power_w=(500.0, 500.0, 500.0))
-            cfg = parse(
-                {
-                    "meter": {"preset": "sdm630", "host": "127.0.0.1", "port": meter.port},
-                    "charger": {"url": charger.url, "token": TOKEN},
-                    "control": {"interval_s": 1},
-                    "strategy": {"name": "fast"},
-                }
-            )
-            stop = asyncio.Event()
-            options = daemon.RunOptions(stop=stop, handle_signals=False, on_cycle=counted)
-            run = asyncio.create_task(daemon.run(cfg, daemon.open_devices(cfg), options))
-            try:
-                await asyncio.wait_for(two.wait(), 30)
-            finally:
-                stop.set()
-                assert await asyncio.wait_for(run, 10) == 0
+        await run_daemon_until(two, counted)
     between = heard[marks[0] : marks[1]].count("WATCHDOG=1")
     assert between >= 3, heard  # 1 s / 0.1 s would be ten; the cycles' own pings are not counted here
