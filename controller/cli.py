@@ -36,6 +36,11 @@ def _parser() -> argparse.ArgumentParser:
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="how much to log (default INFO: one line per control cycle)",
     )
+    parser.add_argument(
+        "--debug-libraries",
+        action="store_true",
+        help="with --log-level DEBUG, also every HTTP request and Modbus frame (httpx, pymodbus)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run the controller daemon")
@@ -59,13 +64,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_logging(level: str) -> None:
+def _configure_logging(level: str, *, libraries: bool) -> None:
+    """The libraries keep quiet unless asked: at DEBUG they would log every request and Modbus frame,
+    thousands of lines a minute that bury the daemon's own line per cycle."""
     from controller.service.systemd import under_journald  # noqa: PLC0415
 
     fmt = "%(levelname)s %(message)s" if under_journald() else "%(asctime)s %(levelname)s %(message)s"
     logging.basicConfig(level=level, format=fmt, stream=sys.stderr)
-    if level != "DEBUG":
-        for noisy in ("httpx", "httpcore", "apscheduler"):
+    if level != "DEBUG" or not libraries:
+        for noisy in ("httpx", "httpcore", "apscheduler", "asyncio"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
         # pymodbus logs every failed request with a frame dump, each cycle; the meter module already
         # says once what failed and once when it recovers.
@@ -74,7 +81,7 @@ def _configure_logging(level: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    _configure_logging(args.log_level)
+    _configure_logging(args.log_level, libraries=args.debug_libraries)
     handlers = {"run": _run, "check": _check, "strategies": _strategies, "demo": _demo}
     handler = handlers.get(args.command)
     try:

@@ -229,6 +229,24 @@ async def test_the_demo_runs_and_sums_up_without_scheduler_noise() -> None:
     assert "maximum number of running instances" not in err
 
 
+async def test_debug_shows_the_daemon_not_every_request_of_the_libraries(tmp_path: Path) -> None:
+    """`--log-level DEBUG` is for following the controller; httpx and pymodbus would add dozens of
+    lines a cycle (every request, every Modbus frame) unless `--debug-libraries` asks for them."""
+    async with PeblarEmulator(SystemClock(), token=TOKEN) as charger, MeterEmulator("sdm630") as meter:
+        meter.set_values(phase_power_w=(500.0, 500.0, 500.0))
+        cfg = str(config(tmp_path / "config.toml", meter.port, charger.url))
+        code, _, ours = await command("--log-level", "DEBUG", "run", "--dry-run", "--once", "-c", cfg)
+        assert code == 0, ours
+        code, _, everything = await command(
+            "--log-level", "DEBUG", "--debug-libraries", "run", "--dry-run", "--once", "-c", cfg
+        )
+        assert code == 0, everything
+    library_lines = ("HTTP Request: GET", "send_request_headers", "Processing: ")
+    assert "would write limit=16000mA" in ours
+    assert not any(line in ours for line in library_lines), ours
+    assert all(line in everything for line in library_lines[:2])
+
+
 async def test_schedule_rule_chooses_the_strategy_at_start(tmp_path: Path) -> None:
     schedule = """
 [[schedule]]
