@@ -20,6 +20,7 @@ from pathlib import Path
 
 from controller.clock import ScaledClock
 from controller.config import parse
+from controller.core.safety import PAUSE_FOR_SWITCH
 from controller.service.cycle import CycleResult
 from controller.service.daemon import RunOptions, open_devices, run
 from controller.simulation.charger_model import CarModel, ChargerModel
@@ -59,6 +60,8 @@ class Tally:
     grid_import_wh: float = 0.0
     cycles: int = 0
     pauses: int = 0
+    switch_pauses: int = 0
+    """Of the pauses, those of the safety layer's pause → switch → resume for 1→3."""
     phase_switches: int = 0
     last: list[float] = field(default_factory=list)
     pv_w: float = 0.0
@@ -80,7 +83,8 @@ class Tally:
             f"demo summary: {self.cycles} cycles, car {self.car_wh / 1000:.2f} kWh, "
             f"solar share {share:.1%}, grid import {self.grid_import_wh / 1000:.2f} kWh "
             f"(house and car), surplus {self.surplus_wh / 1000:.2f} kWh of which {used:.0%} went into "
-            f"the car, pauses {self.pauses}, phase switches {self.phase_switches}"
+            f"the car, pauses {self.pauses} ({self.switch_pauses} of them for a 1→3 switch), "
+            f"phase switches {self.phase_switches}"
         )
 
 
@@ -120,7 +124,7 @@ async def run_demo(*, seconds: float = 60.0, strategy: str = "pv", trace_path: P
             "emulated charger starts at its maximum, as a real one does with no controller. One line per "
             f"start, pause and phase switch, and the site every {STATUS_EVERY_S / 60:.0f} min, in the "
             "trace's local time (UTC−7); --log-level DEBUG shows the daemon's line for every cycle",
-            file=sys.stderr,
+            file=sys.stdout,
         )
         site = asyncio.create_task(_site(trace, clock, model, meter_emulator, tally, end, stop))
         options = RunOptions(
@@ -133,7 +137,7 @@ async def run_demo(*, seconds: float = 60.0, strategy: str = "pv", trace_path: P
         )
         code = await run(cfg, open_devices(cfg, token=token), options)
         await site
-    print(tally.summary(), file=sys.stderr)
+    print(tally.summary(), file=sys.stdout)
     return code
 
 
@@ -146,6 +150,7 @@ def _counter(tally: Tally) -> Callable[[CycleResult], None]:
         if result.written and write.limit_ma is not None and before is not None:
             if write.limit_ma == 0 and before.limit_ma >= 6000:
                 tally.pauses += 1
+                tally.switch_pauses += PAUSE_FOR_SWITCH in outcome.notes
                 events.append("pause")
             elif write.limit_ma >= 6000 > before.limit_ma:
                 events.append(f"start at {write.limit_ma / 1000:.1f} A")
@@ -170,12 +175,12 @@ def _status(tally: Tally, result: CycleResult) -> str:
         target = f"{command.limit_ma / 1000:.1f} A {'1p' if command.force_1_phase else '3p'}"
     return (
         f"pv {tally.pv_w / 1000:.1f} kW, house {tally.house_w / 1000:.1f} kW, car "
-        f"{state.car_power_w() / 1000:.1f} kW ({target}), grid {grid} kW"
+        f"{state.car_power_w() / 1000:.1f} kW (set: {target}), grid {grid} kW"
     )
 
 
 def _say(now: float, text: str) -> None:
-    print(f"{datetime.fromtimestamp(now, SITE_ZONE):%H:%M}  {text}", file=sys.stderr)
+    print(f"{datetime.fromtimestamp(now, SITE_ZONE):%H:%M}  {text}", file=sys.stdout)
 
 
 async def _site(

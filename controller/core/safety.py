@@ -27,6 +27,9 @@ from controller.core.records import fast_init
 from controller.core.state import SiteLimits, SiteState
 from controller.core.units import MIN_SIGNAL_A, ma
 
+PAUSE_FOR_SWITCH = "1→3 switch: pausing first"
+"""The note of the pause before a 1→3 switch under way, which opens the contactor without a stop."""
+
 
 @fast_init
 @dataclass(frozen=True, slots=True)
@@ -140,7 +143,7 @@ def apply(
         decision, wanted, state, current_phases, memory, pauses, notes
     )
     if switching_up:
-        notes.append("1→3 switch: pausing first")
+        notes.append(PAUSE_FOR_SWITCH)
         return _finish(
             0.0, current_phases, state, pauses, was_running, notes, memory, memory.last_switch_s, True
         )
