@@ -12,7 +12,10 @@ Each rule answers a complaint users of evcc and openWB raise (see shared researc
 - 1p/3p switching has its own thresholds with hysteresis and its own delays, which run whether or not
   the car is drawing (evcc#12825 switched twice in 34 s because idle skipped the timers); under broken
   cloud the sun that 1 phase leaves behind also counts towards 1→3, so shadows cannot hold it off;
-- when the surplus fails, it prefers 1 phase while paused, so the next start needs only 1.4 kW.
+- when the surplus fails, it prefers 1 phase while paused, so the next start needs only 1.4 kW;
+- a car that charges on one phase of a 3-phase charger (many plug-in hybrids) is recognised from the
+  charger's phase currents: it gets the whole surplus on that phase, and no phase switches, which
+  would interrupt it for nothing.
 """
 
 from __future__ import annotations
@@ -25,6 +28,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from controller.core.balance import surplus_w
 from controller.core.decision import Decision
 from controller.core.state import SiteState
+
+ONE_PHASE_CAR_S = 30.0
+"""How long a car must draw on one phase of three before it counts as a 1-phase car: longer than a
+3-phase car takes to bring in all its phases when it starts."""
 
 
 class PvParams(BaseModel):
@@ -68,6 +75,9 @@ class Pv:
         self.down_since: float | None = None
         self.up_wh = 0.0
         self.target_a = 0.0
+        self.car_phases = 3
+        """Phases the car draws on; 1 once it drew on one phase only while offered three."""
+        self.one_phase_since: float | None = None
 
     def _smooth(self, raw: float, now: float) -> float:
         """Instant on a drop, first-order on a rise: import is corrected at once, export cautiously."""
@@ -98,13 +108,14 @@ class Pv:
             self.phases = active
         one_min = limits.min_current_a * volts
         three_min = 3 * one_min
+        self._recognise_car_phases(state, active, now)
         if first and state.charger is not None and state.charger.charging and surplus >= active * one_min:
             # Taking over a car that charges on the sun (a restart, a schedule switch): carry on.
             self.running, self.phases = True, active
         self._phase_timers(surplus, now, dt, can_switch, one_min, limits.max_current_a * volts)
 
         # While a switch to 1 phase is held back the charger still draws the 3-phase minimum.
-        min_power = max(self.phases, active) * one_min
+        min_power = min(max(self.phases, active), self.car_phases) * one_min
         if not self.running:
             start_power = one_min if can_switch else min_power
             if surplus >= start_power:
@@ -162,9 +173,29 @@ class Pv:
         else:
             self.dip_since, self.dip_wh = None, 0.0
 
-        wanted = surplus / (self.phases * volts)
+        wanted = surplus / (min(self.phases, self.car_phases) * volts)
         wanted = max(limits.min_current_a, min(limits.max_current_a, wanted))
         return self._set(wanted, f"pv: surplus {surplus:.0f} W")
+
+    def _recognise_car_phases(self, state: SiteState, active: int, now: float) -> None:
+        """One phase drawing (≥ 4 A) and the other two not (< 1 A) for `ONE_PHASE_CAR_S` while three
+        are offered: a 1-phase car, until it is unplugged. Sized for three phases, it would get a third
+        of the surplus; evcc learns this from the charger's currents too."""
+        charger = state.charger
+        if charger is None or not charger.vehicle_connected:
+            self.car_phases, self.one_phase_since = 3, None
+            return
+        currents = charger.phase_currents_a
+        one_phase = False
+        if active == 3 and charger.charging and len(currents) == 3:
+            _, second, highest = sorted(currents)
+            one_phase = highest >= 4.0 and second < 1.0
+        if not one_phase:
+            self.one_phase_since = None
+            return
+        self.one_phase_since = self.one_phase_since if self.one_phase_since is not None else now
+        if self.car_phases == 3 and now - self.one_phase_since >= ONE_PHASE_CAR_S:
+            self.car_phases = 1
 
     def _clock_stepped_back(self) -> None:
         """Timers stamped in the future would hold their delays for as long as the step: start them
@@ -184,7 +215,7 @@ class Pv:
         72 Wh) switches nothing.
         """
         p = self.params
-        if not can_switch:
+        if not can_switch or self.car_phases == 1:
             self.up_since = self.down_since = None
             self.up_wh = 0.0
             return
