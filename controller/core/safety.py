@@ -92,7 +92,8 @@ def car_current_by_grid_phase(state: SiteState) -> list[float]:
     rotation = limits.phase_rotation
     if charger.phase_currents_a:
         for charger_phase, amps in enumerate(charger.phase_currents_a[:3]):
-            currents[rotation[charger_phase]] += min(max(amps, 0.0), ceiling)
+            if amps > 0.0:
+                currents[rotation[charger_phase]] += amps if amps < ceiling else ceiling
         return currents
     phases = state.active_phases()
     per_phase = min(max(charger.power_w / (phases * limits.voltage_v), 0.0), ceiling)
