@@ -4,7 +4,8 @@ Faithful, not clever (evcc `core/loadpoint.go` pvMaxCurrent / pvScalePhases at b
 the shared research): a 30 s interval; start after 1 min of export above the minimum power; keep the
 minimum current through 3 min of import, then stop (the import is projected as after a pending 3→1
 switch, so a surplus that one phase carries leads to 1 phase, not to a stop); current = measured +
-grid delta over phases × 230 V in whole amps; 1p/3p on the same 1 min / 3 min timers, immediate when
+grid delta over phases × 230 V in whole amps (or, with `milliamps`, in mA as evcc's own Peblar driver
+writes them); 1p/3p on the same 1 min / 3 min timers, immediate when
 not charging; 60 s settle after a switch. Its weaknesses (timers skipped while idle, no phase
 hysteresis of its own) are kept on purpose.
 """
@@ -30,6 +31,11 @@ class EvccParams(BaseModel):
     disable_threshold_w: float = Field(0, description="evcc Disable.Threshold (0: any import)")
     residual_power_w: float = Field(0, description="evcc residualPower")
     phase_switch_duration_s: float = Field(60, ge=0, description="evcc phaseSwitchDuration")
+    milliamps: bool = Field(
+        False,
+        description="currents in mA, as evcc writes them to a charger that takes mA (its Peblar driver "
+        "does); off: whole amps, as for most chargers and as the benchmark's yardstick",
+    )
 
 
 class EvccDefault:
@@ -93,7 +99,8 @@ class EvccDefault:
             self.enabled = True
             return self._on(min_a, "evcc: enable at minimum")
         self.pv_timer = None
-        return self._on(min(float(math.floor(target)), max_a), f"evcc: site {site_power:+.0f} W")
+        steps = 1000 if p.milliamps else 1  # evcc floors to what the charger takes
+        return self._on(min(math.floor(target * steps) / steps, max_a), f"evcc: site {site_power:+.0f} W")
 
     def _scale_phases(self, state: SiteState, site_power: float, charge_power: float, charging: bool) -> None:
         """evcc's pvScalePhases: down on the disable timer, up on the enable timer, immediate when idle."""

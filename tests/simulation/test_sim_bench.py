@@ -64,7 +64,9 @@ def test_bench_holds_pv_against_both_evcc_rows(tmp_path: Path) -> None:
     assert "| evcc-default, evcc's switching |" in text
     assert "Reference check — `evcc-default, evcc's switching`" in text
     assert "| fewer pauses/day than evcc-default (same safety layer) |" in text
-    assert "| fewer stops/day than evcc-default with evcc's switching |" in text
+    assert "| fewer stops/day than `evcc-default, evcc's switching` |" in text
+    assert "| evcc-default, evcc's switching, mA |" in text
+    assert "| ≤ ½ of the switches/day of `evcc-default, evcc's switching, mA` |" in text
 
 
 def test_frontier_tabulates_every_setting_it_tries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

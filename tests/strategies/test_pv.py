@@ -197,6 +197,16 @@ def test_evcc_default_waits_a_minute_then_starts_at_minimum() -> None:
     assert start.current_a == 6
 
 
+@pytest.mark.parametrize(("params", "current_a"), [({}, 7.0), ({"milliamps": True}, 7.449)])
+def test_evcc_default_rounds_down_to_whole_amps_or_to_ma(params: dict[str, bool], current_a: float) -> None:
+    """At 6 A on 3 phases with 1000 W exported, evcc asks 6 + 1000 / 690 = 7.449 A: floored to whole
+    amps for most chargers, to mA for one that takes mA, as evcc's Peblar driver does."""
+    evcc = load("evcc-default", params)
+    for t in (0, 30, 60):
+        evcc.decide(site(t, 5000))
+    assert evcc.decide(site(90, 5140, car_w=4140)).current_a == pytest.approx(current_a, abs=1e-9)
+
+
 def test_evcc_default_keeps_minimum_for_three_minutes_of_import_then_stops() -> None:
     evcc = load("evcc-default", {})
     for t in (0, 30, 60):
