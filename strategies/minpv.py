@@ -21,9 +21,10 @@ class MinPv(Pv):
     def decide(self, state: SiteState) -> Decision:
         self.running = True
         charger, limits = state.charger, state.limits
-        if charger is not None and not charger.charging and state.info.can_switch_phases():
+        if charger is not None and not charger.charging and not self.drew and state.info.can_switch_phases():
             # Not drawing yet (plugged in at night): a switch costs no pause now, and without sun
             # the 3-phase minimum would draw three times the grid power until the phase-down delay.
+            # (A car that drew and stopped is full: switching would change nothing it draws.)
             surplus = surplus_w(state, self.params.reserve_w)
             if surplus is not None and surplus < limits.min_current_a * limits.voltage_v:
                 self.phases, self.down_since = 1, None

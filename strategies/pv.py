@@ -78,6 +78,9 @@ class Pv:
         self.car_phases = 3
         """Phases the car draws on; 1 once it drew on one phase only while offered three."""
         self.one_phase_since: float | None = None
+        self.drew = False
+        """The car has drawn since it was plugged in: if it stops while offered current, it is full
+        or waits on its own timer, and a dip or a phase switch would change nothing it draws."""
 
     def _smooth(self, raw: float, now: float) -> float:
         """Instant on a drop, first-order on a rise: import is corrected at once, export cautiously."""
@@ -108,11 +111,20 @@ class Pv:
             self.phases = active
         one_min = limits.min_current_a * volts
         three_min = 3 * one_min
-        self._recognise_car_phases(state, active, now)
-        if first and state.charger is not None and state.charger.charging and surplus >= active * one_min:
-            # Taking over a car that charges on the sun (a restart, a schedule switch): carry on.
-            self.running, self.phases = True, active
-        self._phase_timers(surplus, now, dt, can_switch, one_min, limits.max_current_a * volts)
+        self._recognise_car(state, active, now)
+        charger = state.charger
+        drawing = charger is not None and charger.charging
+        if first and drawing:
+            # Taking over a car that charges on the sun (a restart, a schedule switch): carry on,
+            # on 1 phase if only that is carried (3→1 under way needs no pause).
+            if surplus >= active * one_min:
+                self.running, self.phases = True, active
+            elif can_switch and surplus >= one_min:
+                self.running, self.phases = True, 1
+        # Full, or waiting on its own timer: no dip to end, no phase mode worth a switch.
+        resting = self.running and self.drew and not drawing
+        one_max = limits.max_current_a * volts
+        self._phase_timers(surplus, now, dt, can_switch and not resting, one_min, one_max)
 
         # While a switch to 1 phase is held back the charger still draws the 3-phase minimum.
         min_power = min(max(self.phases, active), self.car_phases) * one_min
@@ -144,7 +156,7 @@ class Pv:
                 self.phases = 1
                 min_power = one_min
 
-        if surplus < min_power:
+        if surplus < min_power and not resting:
             self.dip_since = self.dip_since if self.dip_since is not None else now
             self.dip_wh += (min_power - surplus) * dt / 3600
             dip_s = now - self.dip_since
@@ -177,14 +189,18 @@ class Pv:
         wanted = max(limits.min_current_a, min(limits.max_current_a, wanted))
         return self._set(wanted, f"pv: surplus {surplus:.0f} W")
 
-    def _recognise_car_phases(self, state: SiteState, active: int, now: float) -> None:
-        """One phase drawing (≥ 4 A) and the other two not (< 1 A) for `ONE_PHASE_CAR_S` while three
-        are offered: a 1-phase car, until it is unplugged. Sized for three phases, it would get a third
-        of the surplus; evcc learns this from the charger's currents too."""
+    def _recognise_car(self, state: SiteState, active: int, now: float) -> None:
+        """Whether the car has drawn since it was plugged in, and on how many phases.
+
+        One phase drawing (≥ 4 A) and the other two not (< 1 A) for `ONE_PHASE_CAR_S` while three are
+        offered: a 1-phase car, until it is unplugged. Sized for three phases, it would get a third of
+        the surplus; evcc learns this from the charger's currents too.
+        """
         charger = state.charger
         if charger is None or not charger.vehicle_connected:
-            self.car_phases, self.one_phase_since = 3, None
+            self.car_phases, self.one_phase_since, self.drew = 3, None, False
             return
+        self.drew = self.drew or charger.charging
         currents = charger.phase_currents_a
         one_phase = False
         if active == 3 and charger.charging and len(currents) == 3:

@@ -234,6 +234,25 @@ def test_evcc_default_drops_to_one_phase_instead_of_stopping_when_one_phase_carr
     assert switched[0] - 90 >= 180
 
 
+def test_pv_taking_over_a_car_on_3_phases_that_the_sun_carries_on_1_goes_to_1_phase_without_a_pause() -> None:
+    """A schedule switch from `fast` to `pv` at 3 kW of surplus: the car draws 3 × 6 A; 3→1 under way
+    needs no pause, where a fresh start would pause it and wait the start delay."""
+    decision = pv().decide(site(0, 3000, car_w=4140))
+    assert not decision.paused
+    assert decision.phases == 1
+
+
+@pytest.mark.parametrize("name", ["pv", "minpv"])
+def test_a_car_that_drew_and_stopped_is_neither_paused_nor_switched(name: str) -> None:
+    """A full car (or one waiting on its own timer) draws nothing while offered current: under a cloud
+    the grid gives it nothing either, so there is no dip to end and no phase mode worth switching."""
+    strategy = load(name, {"reserve_w": 0})
+    assert not strategy.decide(site(0, 8000, car_w=8000)).paused  # taken over, charging on 3 phases
+    decisions = [strategy.decide(site(t, 500, car_w=0)) for t in range(5, 1800, 5)]
+    assert not any(d.paused for d in decisions)
+    assert {d.phases for d in decisions} == {3}
+
+
 def test_pv_taking_over_a_car_that_charges_on_the_sun_does_not_pause_it() -> None:
     """After a restart or a schedule switch to pv, a fresh pv met a car charging at 8 kW on sun and
     paused it for the start delay, spending one of the relay budget's pauses."""
