@@ -27,11 +27,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from controller.core.balance import surplus_w
 from controller.core.decision import Decision
-from controller.core.state import SiteState
+from controller.core.state import ChargerReading, SiteState
 
 ONE_PHASE_CAR_S = 30.0
 """How long a car must draw on one phase of three before it counts as a 1-phase car: longer than a
 3-phase car takes to bring in all its phases when it starts."""
+
+
+CAR_MAX_GAP_A = 1.5
+"""How far below the charger's maximum a car must stay to count as taking less."""
+CAR_MAX_S = 60.0
+"""For how long: several of the car's own ramp times."""
 
 
 class PvParams(BaseModel):
@@ -78,6 +84,10 @@ class Pv:
         self.car_phases = 3
         """Phases the car draws on; 1 once it drew on one phase only while offered three."""
         self.one_phase_since: float | None = None
+        self.car_max_a: float | None = None
+        """The most the car takes, once it drew clearly less than the charger's maximum for a minute
+        while offered it; None: as much as the charger gives."""
+        self.below_max_since: float | None = None
         self.drew = False
         """The car has drawn since it was plugged in: if it stops while offered current, it is full
         or waits on its own timer, and a dip or a phase switch would change nothing it draws."""
@@ -123,7 +133,7 @@ class Pv:
                 self.running, self.phases = True, 1
         # Full, or waiting on its own timer: no dip to end, no phase mode worth a switch.
         resting = self.running and self.drew and not drawing
-        one_max = limits.max_current_a * volts
+        one_max = (limits.max_current_a if self.car_max_a is None else self.car_max_a) * volts
         self._phase_timers(surplus, now, dt, can_switch and not resting, one_min, one_max)
 
         # While a switch to 1 phase is held back the charger still draws the 3-phase minimum.
@@ -199,8 +209,10 @@ class Pv:
         charger = state.charger
         if charger is None or not charger.vehicle_connected:
             self.car_phases, self.one_phase_since, self.drew = 3, None, False
+            self.car_max_a = self.below_max_since = None
             return
         self.drew = self.drew or charger.charging
+        self._recognise_car_max(charger, state.limits.max_current_a, now)
         currents = charger.phase_currents_a
         one_phase = False
         if active == 3 and charger.charging and len(currents) == 3:
@@ -212,6 +224,21 @@ class Pv:
         self.one_phase_since = self.one_phase_since if self.one_phase_since is not None else now
         if self.car_phases == 3 and now - self.one_phase_since >= ONE_PHASE_CAR_S:
             self.car_phases = 1
+
+    def _recognise_car_max(self, charger: ChargerReading, max_a: float, now: float) -> None:
+        """A car that takes less than the charger offers (10 A behind 16 A): 1 phase leaves more sun
+        behind than 16 A would, which is what the 1→3 rule counts. Learnt only while the charger's
+        maximum is offered, so a car still ramping up or following the sun is not mistaken for one."""
+        highest = max(charger.phase_currents_a, default=0.0)
+        if self.car_max_a is not None and highest > self.car_max_a + CAR_MAX_GAP_A / 2:
+            self.car_max_a = None  # it takes more now (a cold battery warmed up): forget the ceiling
+        offered_max = charger.limit_actual_ma >= max_a * 1000 - 100
+        if not (charger.charging and offered_max and highest < max_a - CAR_MAX_GAP_A):
+            self.below_max_since = None
+            return
+        self.below_max_since = self.below_max_since if self.below_max_since is not None else now
+        if now - self.below_max_since >= CAR_MAX_S:
+            self.car_max_a = highest + CAR_MAX_GAP_A / 3
 
     def _clock_stepped_back(self) -> None:
         """Timers stamped in the future would hold their delays for as long as the step: start them
