@@ -11,6 +11,12 @@ import math
 from dataclasses import dataclass
 
 MIN_CHARGE_MA = 6000
+MIN_LAG_S = 1e-6
+"""The time constant the closed forms use for a car without lag: a jump, to within a microsecond."""
+FULL_AS = 1e-4
+"""Ampere-seconds short of full that count as full (0.02 mWh on three phases): a step that ends at
+the computed full point lands within float rounding of a timestamp (0.24 µs at 2016) of it, and must
+leave the battery full rather than a hair short of it."""
 
 
 @dataclass
@@ -106,6 +112,14 @@ class ChargerModel:
         return min(offered, car.max_current_a)
 
     def step(self, now: float) -> None:
+        """Advance to `now` without new commands.
+
+        The energy is the exact integral of the exponential the current follows, so the counters and
+        the state of charge do not depend on how the time is cut into steps (the emulator steps at
+        each request, the simulator at each event); a trapezoid of the end points would count half
+        of a jump, and half of the current before a pause for the whole paused step. A battery that
+        fills inside the step takes exactly its room and draws nothing after it.
+        """
         dt = now - self._now
         if dt <= 0:
             return
@@ -114,19 +128,60 @@ class ChargerModel:
             self.step(self._interrupted_until)
             dt = now - self._now
         target = self._target_a(self._now)
+        self._now = now
+        if target <= 0:  # paused, interrupted, full or unplugged: the current stops at once
+            self._current_a = 0.0
+            return
         start = self._current_a
-        if target <= 0:
-            end = 0.0
-        else:
-            end = target + (start - target) * math.exp(-dt / max(self.car.lag_s, 1e-6))
-        watts = (start + end) / 2 * self.active_phases() * self.voltage_v
-        wh = watts * dt / 3600
+        tau = self.car.lag_s if self.car.lag_s > MIN_LAG_S else MIN_LAG_S
+        end = lag_current(start, target, tau, dt)
+        charge = lag_integral(start, target, tau, dt)
+        w_per_a = self.active_phases() * self.voltage_v
+        car = self.car
+        if car.capacity_kwh > 0:
+            room = self._room_as(w_per_a)
+            if charge >= room - FULL_AS:
+                if charge > room + FULL_AS:  # full before the end of the step: nothing flows after
+                    end = 0.0
+                charge = room
+                car.soc = 1.0
+            else:
+                car.soc += charge * w_per_a / 3.6e6 / car.capacity_kwh
+        wh = charge * w_per_a / 3600
         self.energy_total_wh += wh
         self.energy_session_wh += wh
-        if self.car.capacity_kwh > 0:
-            self.car.soc = min(1.0, self.car.soc + wh / 1000 / self.car.capacity_kwh)
         self._current_a = end
-        self._now = now
+
+    def full_at(self, now: float) -> float:
+        """When the battery fills if the model steps to `now` without new commands; inf if not by then.
+
+        The simulator ends its closed-form segment there: its integrals follow one exponential, and
+        at the full point the car stops. Stepping to the time returned leaves the battery full.
+        """
+        start_t, start = self._now, self._current_a
+        if start_t < self._interrupted_until < now:
+            start_t, start = self._interrupted_until, 0.0
+        car = self.car
+        target = self._target_a(start_t)
+        if target <= 0 or now <= start_t or car.capacity_kwh <= 0:
+            return math.inf
+        room = self._room_as(self.active_phases() * self.voltage_v)
+        tau = car.lag_s if car.lag_s > MIN_LAG_S else MIN_LAG_S
+        d = now - start_t
+        if lag_integral(start, target, tau, d) < room - FULL_AS:
+            return math.inf
+        full_t = start_t + lag_time_to_charge(start, target, tau, room, d)
+        # A timestamp rounds to 0.24 µs (in 2016): not past the full point, so that a segment ending
+        # here takes no more than the room (the step there still fills it, within FULL_AS).
+        for _ in range(4):
+            if full_t <= start_t or lag_integral(start, target, tau, full_t - start_t) <= room:
+                break
+            full_t = math.nextafter(full_t, -math.inf)
+        return full_t
+
+    def _room_as(self, w_per_a: float) -> float:
+        """Ampere-seconds (at `w_per_a` watts per ampere) until the battery is full."""
+        return (1.0 - self.car.soc) * self.car.capacity_kwh * 3.6e6 / w_per_a
 
     def car_current_a(self) -> float:
         return self._current_a
@@ -152,3 +207,37 @@ class ChargerModel:
             self.energy_session_wh = 0.0
         else:
             self._current_a = 0.0
+
+
+def lag_current(amps0: float, target: float, tau: float, x: float) -> float:
+    """The car's current `x` seconds after it started at `amps0` heading for `target` (time constant
+    `tau`): the one formula the model and the simulator's integrals share."""
+    return target + (amps0 - target) * math.exp(-x / tau)
+
+
+def lag_integral(amps0: float, target: float, tau: float, d: float) -> float:
+    """∫₀ᵈ I(x) dx of that current, in ampere-seconds."""
+    return target * d + (amps0 - target) * tau * (1.0 - math.exp(-d / tau))
+
+
+def lag_time_to_charge(amps0: float, target: float, tau: float, charge: float, d: float) -> float:
+    """The x in [0, d] at which ∫₀ˣ I reaches `charge` ampere-seconds (d when it does not by then).
+
+    Newton's method on a monotone integral (I > 0 for a positive target): a rising current makes it
+    convex, so the iteration starts at d and walks down onto the root; a falling one makes it concave,
+    so it starts at 0 and walks up. Either way it never overshoots, and converges in a few steps.
+    """
+    if charge <= 0.0:
+        return 0.0
+    if lag_integral(amps0, target, tau, d) <= charge:
+        return d
+    x = d if amps0 < target else 0.0
+    for _ in range(100):
+        slope = lag_current(amps0, target, tau, x)
+        if slope <= 0.0:
+            break
+        step = (lag_integral(amps0, target, tau, x) - charge) / slope
+        x = min(max(x - step, 0.0), d)
+        if abs(step) <= 1e-12 * (1.0 + x):
+            break
+    return x

@@ -37,7 +37,14 @@ from controller.core.state import (
     SiteLimits,
     SiteState,
 )
-from controller.simulation.charger_model import CarModel, ChargerModel
+from controller.simulation.charger_model import (
+    FULL_AS,
+    MIN_LAG_S,
+    CarModel,
+    ChargerModel,
+    lag_current,
+    lag_integral,
+)
 from controller.simulation.metrics import ChargeRanges, Cycle, RunMetrics, summarize
 from controller.simulation.trace import Gap, Trace
 
@@ -399,11 +406,16 @@ def _run(
             amps0 = model.car_current_a()
             phases = model.active_phases()
             full = car.full
-            if amps0 > 0 and not full:
-                room_wh = (1.0 - car.soc) * car.capacity_kwh * 1000.0
-                # a millisecond past the model's own full point, so its next step sees it full
-                full_t = s + room_wh / (amps0 * phases * volts) * 3600.0 + 1e-3
-                s_next = min(s_next, full_t)
+            if not full:
+                # The segment ends where the battery fills, wherever the current starts (0 A after a
+                # plug-in or a phase switch ramps up) and however it moves: the model solves for the
+                # point on its exponential, asked only when the most the car can draw could fill it.
+                top_a = amps0 if amps0 > car.max_current_a else car.max_current_a
+                room_as = (1.0 - car.soc) * car.capacity_kwh * 3.6e6 / (phases * volts)
+                if top_a * (s_next - s) >= room_as - FULL_AS:
+                    full_t = model.full_at(s_next)
+                    if full_t < s_next:
+                        s_next = full_t
             model.step(s_next)
             sample_t = start + meter_k * meter_every
             meter_t_in: float | None = None
@@ -576,13 +588,13 @@ class _Segment:
                 meter_t,
                 meter_p,
             )
-        tau = max(lag_s, 1e-6)
+        tau = lag_s if lag_s > MIN_LAG_S else MIN_LAG_S
         decay = math.exp(-d / tau)
         if decay < 1e-12:
             target = amps1
         else:
             target = (amps1 - amps0 * decay) / (1.0 - decay)
-        car_wh = _integral(amps0, target, tau, d) * w_per_a / 3600.0
+        car_wh = lag_integral(amps0, target, tau, d) * w_per_a / 3600.0
         self.car_wh += car_wh
         if surplus_w >= 0.0:  # connected
             solar_a_s = _integral_min(amps0, target, tau, d, surplus_w / w_per_a)
@@ -601,7 +613,7 @@ class _Segment:
                 self.peak_w = max(self.peak_w, peak)
                 continue
             p0 = b + amps0 * volts
-            p1 = b + _current(amps0, target, tau, d) * volts
+            p1 = b + lag_current(amps0, target, tau, d) * volts
             self.peak_w = max(self.peak_w, abs(p0), abs(p1))
             for level in (fuse_w, -fuse_w):
                 over0 = p0 > level if level > 0 else p0 < level
@@ -617,7 +629,7 @@ class _Segment:
         self.over_s += min(d, over_start + over_end)
         if meter_t is None:
             return meter_p
-        amps = _current(amps0, target, tau, meter_t - s)
+        amps = lag_current(amps0, target, tau, meter_t - s)
         p = [base[0], base[1], base[2]]
         for j in loaded:
             p[j] += amps * volts
@@ -665,15 +677,6 @@ class _Segment:
         return (p0, p1, p2) if meter_t is not None else meter_p
 
 
-def _current(amps0: float, target: float, tau: float, x: float) -> float:
-    return target + (amps0 - target) * math.exp(-x / tau)
-
-
-def _integral(amps0: float, target: float, tau: float, d: float) -> float:
-    """∫₀ᵈ I(x) dx in ampere-seconds."""
-    return target * d + (amps0 - target) * tau * (1.0 - math.exp(-d / tau))
-
-
 def _crossing(amps0: float, target: float, tau: float, level: float) -> float:
     """The x at which I(x) reaches `level` (the caller knows it does, inside the segment)."""
     ratio = (level - target) / (amps0 - target)
@@ -682,16 +685,16 @@ def _crossing(amps0: float, target: float, tau: float, level: float) -> float:
 
 def _integral_min(amps0: float, target: float, tau: float, d: float, level: float) -> float:
     """∫₀ᵈ min(I(x), level) dx: the car's current capped at what the surplus covers."""
-    amps1 = _current(amps0, target, tau, d)
+    amps1 = lag_current(amps0, target, tau, d)
     if amps0 <= level and amps1 <= level:
-        return _integral(amps0, target, tau, d)
+        return lag_integral(amps0, target, tau, d)
     if amps0 >= level and amps1 >= level:
         return level * d
     x = min(max(_crossing(amps0, target, tau, level), 0.0), d)
-    below = _integral(amps0, target, tau, x)
+    below = lag_integral(amps0, target, tau, x)
     if amps0 < level:  # rising through the level
         return below + level * (d - x)
-    after = _integral(_current(amps0, target, tau, x), target, tau, d - x)
+    after = lag_integral(lag_current(amps0, target, tau, x), target, tau, d - x)
     return level * x + after
 
 

@@ -179,9 +179,7 @@ def test_strategy_may_bring_its_own_interval() -> None:
 def test_battery_full_stops_the_car_the_oracle_and_the_export_count() -> None:
     settings = SimSettings(plug_in=None, plug_out=None, car_lag_s=0.0, car_capacity_kwh=2.0, car_soc=0.5)
     m = run(constant(6000, 1000), "follow", settings).metrics.total
-    # The model fills its battery by the trapezoid rule per step; with no lag the first step after the
-    # write counts half, so the model's battery fills ~2.5 s of 5 kW (3.5 Wh) after the exact integral.
-    assert m.car_kwh == pytest.approx(1.0, rel=5e-3)
+    assert m.car_kwh == pytest.approx(1.0, abs=1e-9)  # exactly the room: 2 kWh from half full
     assert m.oracle_kwh == pytest.approx(1.0)
     assert m.exported_kwh == pytest.approx(0.0, abs=5e-3)  # exporting while full is not the controller's loss
 
