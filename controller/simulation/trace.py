@@ -31,10 +31,11 @@ import itertools
 import math
 import statistics
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 REQUIRED = ("timestamp", "pv_w")
 PHASE_HOUSE = ("house_l1_w", "house_l2_w", "house_l3_w")
@@ -198,13 +199,16 @@ def parse_text(text: str, source: str = "trace") -> Trace:
     return parse_rows(csv.reader(io.StringIO(text)), source=source)
 
 
-def parse_rows(rows: Iterator[list[str]] | Sequence[list[str]], source: str = "trace") -> Trace:
+def parse_rows(rows: Iterable[list[str]], source: str = "trace") -> Trace:
     """The parser behind `read_trace`. Row numbers in errors count the header as row 1, as an editor does."""
-    iterator = iter(rows)
+    reader = _numbered(rows)
     try:
-        header = [name.strip().lstrip("\ufeff").lower() for name in next(iterator)]
+        first = next(reader)
     except StopIteration:
         raise TraceError(f"{source}: empty file, expected a header 'timestamp,pv_w,house_w'") from None
+    except csv.Error as exc:
+        raise TraceError(_csv_problem(source, 1, exc)) from None
+    header = [name.strip().lstrip("\ufeff").lower() for name in first]
     columns = {name: i for i, name in enumerate(header)}
     has_phase_house = all(name in columns for name in PHASE_HOUSE)
     has_phase_pv = all(name in columns for name in PHASE_PV)
@@ -233,61 +237,75 @@ def parse_rows(rows: Iterator[list[str]] | Sequence[list[str]], source: str = "t
     pv_phase_cols = [columns[name] for name in PHASE_PV] if has_phase_pv else []
     width = len(header)
 
-    for row_number, row in enumerate(iterator, start=2):
-        if not row or (len(row) == 1 and not row[0].strip()):
-            continue
-        if len(row) < width:
-            raise TraceError(
-                f"{source}: row {row_number}: {len(row)} field(s) for {width} columns "
-                f"(column {header[len(row)]!r} is missing)"
+    # Line numbers from the reader: they stay an editor's after a quoted field over a line break.
+    read = reader.line_num  # lines read so far
+    try:
+        for row in reader:
+            row_number, read = read + 1, reader.line_num
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if read > row_number:  # a quoted field ran over a line break: a stray quote?
+                used = [ts_col, pv_col, house_col, *house_phase_cols, *pv_phase_cols]
+                _single_line(row, used, header, source, row_number, read)
+            if len(row) < width:
+                raise TraceError(
+                    f"{source}: row {row_number}: {len(row)} field(s) for {width} columns "
+                    f"(column {header[len(row)]!r} is missing)"
+                )
+            t = _timestamp(row[ts_col], source, row_number)
+            if times and t <= times[-1]:
+                word = "repeats" if t == times[-1] else "goes backwards from"
+                raise TraceError(
+                    f"{source}: row {row_number}, column 'timestamp': time {word} the previous row "
+                    f"({row[ts_col].strip()!r} after {_iso(times[-1])})"
+                )
+            pv_total = _consumption_or_output(
+                _number(row, pv_col, "pv_w", source, row_number), "pv_w", source, row_number
             )
-        t = _timestamp(row[ts_col], source, row_number)
-        if times and t <= times[-1]:
-            word = "repeats" if t == times[-1] else "goes backwards from"
-            raise TraceError(
-                f"{source}: row {row_number}, column 'timestamp': time {word} the previous row "
-                f"({row[ts_col].strip()!r} after {_iso(times[-1])})"
-            )
-        pv_total = _consumption_or_output(
-            _number(row, pv_col, "pv_w", source, row_number), "pv_w", source, row_number
-        )
-        if has_phase_house:
-            raw = [
-                _number(row, col, name, source, row_number)
-                for col, name in zip(house_phase_cols, PHASE_HOUSE, strict=True)
-            ]
-            parts = [
-                _consumption_or_output(value, name, source, row_number)
-                for value, name in zip(raw, PHASE_HOUSE, strict=True)
-            ]
-            phase_sum = sum(raw)
-            if house_col is not None:
-                total = _number(row, house_col, "house_w", source, row_number)
-                if abs(total - phase_sum) > max(SPLIT_TOLERANCE_W, 0.01 * abs(total)):
-                    raise TraceError(
-                        f"{source}: row {row_number}, column 'house_w': {total:g} W is not the sum of "
-                        f"house_l1_w..house_l3_w ({phase_sum:g} W)"
-                    )
+            if has_phase_house:
+                raw = [
+                    _number(row, col, name, source, row_number)
+                    for col, name in zip(house_phase_cols, PHASE_HOUSE, strict=True)
+                ]
+                parts = [
+                    _consumption_or_output(value, name, source, row_number)
+                    for value, name in zip(raw, PHASE_HOUSE, strict=True)
+                ]
+                phase_sum = sum(raw)
+                if house_col is not None:
+                    total = _number(row, house_col, "house_w", source, row_number)
+                    if abs(total - phase_sum) > max(SPLIT_TOLERANCE_W, 0.01 * abs(total)):
+                        raise TraceError(
+                            f"{source}: row {row_number}, column 'house_w': {total:g} W is not the sum of "
+                            f"house_l1_w..house_l3_w ({phase_sum:g} W)"
+                        )
+                else:
+                    total = phase_sum
+                house_split.append(_fractions(parts, sum(parts)))
+                summed = "house_w" if house_col is not None else "house_l1_w+house_l2_w+house_l3_w"
+                total = _consumption_or_output(total, summed, source, row_number)
+                if house_col is None:  # the sum is sane: the phases as read, standby noise as 0 W
+                    total = sum(parts)
             else:
-                total = phase_sum
-            house_split.append(_fractions(parts, sum(parts)))
-            summed = "house_w" if house_col is not None else "house_l1_w+house_l2_w+house_l3_w"
-            total = _consumption_or_output(total, summed, source, row_number)
-            if house_col is None:  # the sum is sane: the phases as read, standby noise as 0 W
-                total = sum(parts)
-        else:
-            total = _consumption_or_output(
-                _number(row, columns["house_w"], "house_w", source, row_number), "house_w", source, row_number
-            )
-        if has_phase_pv:
-            parts = [
-                _consumption_or_output(_number(row, col, name, source, row_number), name, source, row_number)
-                for col, name in zip(pv_phase_cols, PHASE_PV, strict=True)
-            ]
-            pv_split.append(_fractions(parts, sum(parts)))
-        times.append(t)
-        pv.append(pv_total)
-        house.append(total)
+                total = _consumption_or_output(
+                    _number(row, columns["house_w"], "house_w", source, row_number),
+                    "house_w",
+                    source,
+                    row_number,
+                )
+            if has_phase_pv:
+                parts = [
+                    _consumption_or_output(
+                        _number(row, col, name, source, row_number), name, source, row_number
+                    )
+                    for col, name in zip(pv_phase_cols, PHASE_PV, strict=True)
+                ]
+                pv_split.append(_fractions(parts, sum(parts)))
+            times.append(t)
+            pv.append(pv_total)
+            house.append(total)
+    except csv.Error as exc:  # the record after the last one read
+        raise TraceError(_csv_problem(source, read + 1, exc)) from None
 
     if not times:
         raise TraceError(f"{source}: no data rows after the header")
@@ -303,6 +321,70 @@ def parse_rows(rows: Iterator[list[str]] | Sequence[list[str]], source: str = "t
         house_split=house_split if has_phase_house else None,
         pv_split=pv_split if has_phase_pv else None,
     )
+
+
+@runtime_checkable
+class _Reader(Protocol):
+    """What the parser needs of a csv reader: rows, and the physical lines read so far."""
+
+    @property
+    def line_num(self) -> int: ...
+
+    def __iter__(self) -> Iterator[list[str]]: ...
+
+    def __next__(self) -> list[str]: ...
+
+
+class _Lines:
+    """Rows given as a sequence, one line each, numbered as a csv reader numbers its lines."""
+
+    def __init__(self, rows: Iterable[list[str]]) -> None:
+        self._rows = iter(rows)
+        self.line_num = 0
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> list[str]:
+        row = next(self._rows)
+        self.line_num += 1
+        return row
+
+
+def _numbered(rows: Iterable[list[str]]) -> _Reader:
+    return rows if isinstance(rows, _Reader) else _Lines(rows)
+
+
+def _csv_problem(source: str, row_number: int, exc: csv.Error) -> str:
+    """csv's own errors, which are bare (a traceback and exit 1 in the CLI) and name no row. A stray
+    `"` makes the rest of the file one field: csv stops at its field size limit, or in a smaller file
+    reads on to the end (which `_single_line` catches)."""
+    text = str(exc)
+    if "field limit" in text:
+        return (
+            f"{source}: row {row_number}: a field that starts in this row is longer than "
+            f"{csv.field_size_limit()} characters: a '\"' without its closing quote makes the rest of "
+            "the file one field; remove the stray quote"
+        )
+    return f"{source}: row {row_number}: not readable as CSV ({text}); fix or remove the row"
+
+
+def _single_line(
+    row: list[str],
+    columns: Sequence[int | None],
+    header: list[str],
+    source: str,
+    row_number: int,
+    last_line: int,
+) -> None:
+    """A value of a column the trace uses holds a line break: a quote that opened a field and did not
+    close it on its line. (Columns the trace does not use may hold quoted text over several lines.)"""
+    for col in columns:
+        if col is not None and col < len(row) and ("\n" in row[col] or "\r" in row[col]):
+            raise TraceError(
+                f"{source}: row {row_number}, column {header[col]!r}: a quoted value runs on to line "
+                f"{last_line}; a '\"' without its closing quote? remove the stray quote"
+            )
 
 
 def _fractions(parts: list[float], total: float) -> tuple[float, float, float]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.simulation.trace import TraceError, parse_text, read_trace
+from controller.simulation.trace import TraceError, parse_rows, parse_text, read_trace
 
 
 def test_iso_and_unix_timestamps_read_the_same() -> None:
@@ -125,3 +125,56 @@ def test_a_flipped_sign_is_an_error_naming_row_and_column(text: str, column: str
 
 def test_standby_noise_below_zero_reads_as_zero_for_the_house_too() -> None:
     assert parse_text("timestamp,pv_w,house_w\n0,0,-20\n").house_w == [0.0]
+
+
+def _minutes(n: int, start: int = 0) -> list[str]:
+    return [f"{60 * i},0.0,158.0" for i in range(start, start + n)]
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_a_stray_quote_in_a_real_size_trace_is_a_trace_error_naming_its_row(tmp_path: Path, gz: bool) -> None:
+    """The rest of the file becomes one field, past csv's field size limit: that raised a bare
+    `_csv.Error` (a traceback, exit 1) instead of an error naming the row."""
+    rows = ["timestamp,pv_w,house_w", *_minutes(8000)]
+    rows[2] = '60,"0.0,158.0'  # row 3
+    text = "\n".join(rows) + "\n"
+    path = tmp_path / ("quote.csv.gz" if gz else "quote.csv")
+    path.write_bytes(gzip.compress(text.encode()) if gz else text.encode())
+    with pytest.raises(TraceError, match=r"quote\.csv(\.gz)?: row 3: .*without its closing quote"):
+        read_trace(path)
+    with pytest.raises(TraceError, match=r"^q: row 3: a field that starts in this row is longer"):
+        parse_text(text, source="q")
+
+
+def test_a_stray_quote_in_the_header_of_a_real_size_trace_names_row_1() -> None:
+    text = "\n".join(['timestamp,"pv_w,house_w', *_minutes(8000)]) + "\n"
+    with pytest.raises(TraceError, match=r"^q: row 1: .*remove the stray quote"):
+        parse_text(text, source="q")
+
+
+def test_a_stray_quote_in_a_used_column_of_a_small_trace_says_where_it_runs_to() -> None:
+    rows = ["timestamp,pv_w,house_w", *_minutes(5)]
+    rows[2] = '60,"0.0,158.0'
+    with pytest.raises(TraceError) as info:
+        parse_text("\n".join(rows) + "\n", source="q")
+    assert str(info.value) == (
+        "q: row 3, column 'pv_w': a quoted value runs on to line 6; a '\"' without its closing quote? "
+        "remove the stray quote"
+    )
+
+
+def test_rows_are_the_file_lines_after_a_quoted_note_over_two_lines() -> None:
+    """A column the trace does not use may hold quoted text over line breaks; the rows after it are
+    still numbered as an editor shows them (counting records said 4 for line 5)."""
+    good = 'timestamp,pv_w,house_w,note\n0,1,2,"first\nsecond"\n60,3,4,\n'
+    trace = parse_text(good)
+    assert (trace.times, trace.pv_w, trace.house_w) == ([0.0, 60.0], [1.0, 3.0], [2.0, 4.0])
+    with pytest.raises(TraceError, match=r"^q: row 5, column 'pv_w': 'x' is not a number"):
+        parse_text(good + "120,x,1,\n", source="q")
+
+
+def test_rows_given_as_a_list_are_numbered_one_line_each() -> None:
+    rows = [["timestamp", "pv_w", "house_w"], ["0", "1", "2"], ["60", "1", "x"]]
+    with pytest.raises(TraceError, match=r"^q: row 3, column 'house_w': 'x' is not a number"):
+        parse_rows(rows, source="q")
+    assert parse_rows(rows[:2]).pv_w == [1.0]
