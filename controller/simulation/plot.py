@@ -11,9 +11,10 @@ global figure registry to leak memory over hundreds of days, safe on a headless 
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -90,18 +91,53 @@ def plot_results(results: Sequence[SimResult], directory: Path, timezone: str) -
     return written
 
 
-def _hours(t: float, zone: ZoneInfo) -> float:
-    local = datetime.fromtimestamp(t, zone)
-    return local.hour + local.minute / 60 + (local.second + local.microsecond / 1e6) / 3600
+class LocalHours:
+    """The x axis of a day: hours elapsed since its local midnight, ticks labelled with the local clock.
+
+    Elapsed time keeps the curves continuous and every hour one hour wide; the labels come from the
+    clock, so on a daylight-saving day (23 or 25 hours) everything after the change still sits under
+    the local time it happened at (counting hours from the first row's clock time put it an hour off).
+    """
+
+    def __init__(self, t: float, zone: ZoneInfo) -> None:
+        day = datetime.fromtimestamp(t, zone).date()
+        self.zone = zone
+        self.midnight = datetime(day.year, day.month, day.day, tzinfo=zone).timestamp()
+
+    def x(self, t: float) -> float:
+        return (t - self.midnight) / 3600
+
+    def time(self, x: float) -> float:
+        return self.midnight + x * 3600
+
+    def label(self, x: float) -> str:
+        local = datetime.fromtimestamp(round(self.time(x)), self.zone)
+        return str(local.hour) if local.minute == 0 else f"{local.hour}:{local.minute:02d}"
+
+    def change(self, lo: float, hi: float) -> str | None:
+        """'03:00 CEST → 02:00 CET' when the clocks change between x = lo and hi, else None: the
+        ticks of such a day repeat or skip an hour, and the axis says why."""
+        a, b = self.time(lo), self.time(hi)
+        if self._offset(a) == self._offset(b):
+            return None
+        while b - a > 1:  # the first second with the new offset; transitions fall on whole seconds
+            mid = math.floor((a + b) / 2)
+            if mid <= a:
+                break
+            a, b = (mid, b) if self._offset(mid) == self._offset(a) else (a, mid)
+        last = datetime.fromtimestamp(b - 1, self.zone)  # the clock's last second before the change
+        after = datetime.fromtimestamp(b, self.zone)
+        return f"{last + timedelta(seconds=1):%H:%M} {last.tzname()} → {after:%H:%M} {after.tzname()}"
+
+    def _offset(self, t: float) -> timedelta | None:
+        return datetime.fromtimestamp(t, self.zone).utcoffset()
 
 
 def plot_day(
     rows: Sequence[Cycle], path: Path, *, title: str, metrics: Metrics | None, timezone: str
 ) -> None:
-    zone = ZoneInfo(timezone)
-    base = _hours(rows[0].time, zone)
-    first = rows[0].time
-    x = [base + (r.time - first) / 3600 for r in rows]
+    clock = LocalHours(rows[0].time, ZoneInfo(timezone))
+    x = [clock.x(r.time) for r in rows]
     pv = [r.pv_w / 1000 for r in rows]
     house = [r.house_w / 1000 for r in rows]
     car = [r.car_w / 1000 for r in rows]
@@ -161,8 +197,11 @@ def plot_day(
     bottom.legend(handles=handles, loc="upper left", ncols=2, fontsize=9, frameon=False)
     bottom.grid(alpha=0.3)
     bottom.set_xlim(lo, hi)
-    bottom.set_xlabel(f"local time ({timezone}), h")
-    bottom.set_xticks(range(int(lo), int(hi) + 1))
+    change = clock.change(x[0], x[-1] + rows[-1].dt_s / 3600)  # the whole day: even outside the view
+    note = f"; clocks change {change}" if change else ""
+    bottom.set_xlabel(f"local time ({timezone}), h{note}")
+    ticks = range(math.ceil(lo), math.floor(hi) + 1)
+    bottom.set_xticks(ticks, [clock.label(tick) for tick in ticks])
 
     fig.suptitle(title + ("\n" + _caption(metrics) if metrics is not None else ""), fontsize=11)
     fig.savefig(path, dpi=90)
