@@ -7,6 +7,7 @@ input (trace, strategy, plug times, config) cannot be used — with one line nam
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -17,6 +18,7 @@ from typing import Any, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from controller.core.state import ChargerInfo, SiteLimits
+from controller.core.units import MIN_SIGNAL_A as MIN_CHARGE_A
 
 EXIT_OK, EXIT_INPUT = 0, 2
 
@@ -65,8 +67,96 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         help="IANA time zone of the trace's site, for the plug-in times, the days and the plots "
         "(default: the config's [site] timezone, else UTC); the bundled trace: Etc/GMT+7",
     )
+    car = parser.add_argument_group(
+        "car", "the simulated car; each day's plug-in brings it back at --car-soc (defaults: the benchmark's)"
+    )
+    car.add_argument(
+        "--car-max-current-a",
+        default="16",
+        metavar="A",
+        help="the most current per phase the car takes, 6–80 A (default 16)",
+    )
+    car.add_argument(
+        "--car-phases", default="3", metavar="{1,3}", help="phases the car charges on (default 3)"
+    )
+    car.add_argument(
+        "--car-capacity-kwh",
+        default="1000",
+        metavar="KWH",
+        help="usable battery capacity (default 1000: a battery that never fills, so the figures "
+        "measure the controller, not the battery)",
+    )
+    car.add_argument(
+        "--car-soc",
+        default="0.2",
+        metavar="FRACTION",
+        help="state of charge at each plug-in, 0..1 (default 0.2)",
+    )
+    car.add_argument(
+        "--car-lag-s",
+        default="10",
+        metavar="S",
+        help="time constant with which the car follows a new current; 0: at once (default 10)",
+    )
     parser.set_defaults(handler=handle)
     return parser
+
+
+CAR_MAX_A = 80.0
+"""The most current IEC 61851 can signal on AC; a car claiming more is a typo."""
+
+
+@dataclass(frozen=True)
+class Car:
+    """The car model's settings from `--car-*`, checked; they go to `SimSettings.car_*`."""
+
+    max_current_a: float
+    phases: int
+    capacity_kwh: float
+    soc: float
+    lag_s: float
+
+
+def _car(args: argparse.Namespace) -> Car | str:
+    """The --car-* options as numbers, or the error naming the option and what to give."""
+    rules = (
+        # flag, text, lowest, highest, what to give
+        (
+            "--car-max-current-a",
+            args.car_max_current_a,
+            MIN_CHARGE_A,
+            CAR_MAX_A,
+            f"give {MIN_CHARGE_A:g} to {CAR_MAX_A:g} A per phase (a charger offers no less than "
+            f"{MIN_CHARGE_A:g} A; IEC 61851 signals at most {CAR_MAX_A:g} A)",
+        ),
+        ("--car-phases", args.car_phases, 1.0, 3.0, "give 1 or 3"),
+        ("--car-capacity-kwh", args.car_capacity_kwh, 0.0, math.inf, "give a capacity above 0 kWh"),
+        (
+            "--car-soc",
+            args.car_soc,
+            0.0,
+            1.0,
+            "give the state of charge at plug-in as a fraction from 0 to 1 (0.2 for 20 %)",
+        ),
+        ("--car-lag-s", args.car_lag_s, 0.0, math.inf, "give 0 s (the car follows at once) or more"),
+    )
+    values: list[float] = []
+    for flag, text, lowest, highest, what in rules:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if math.isnan(value):
+            return f"{flag} {text}: not a number; {what}"
+        if not (math.isfinite(value) and lowest <= value <= highest):
+            return f"{flag} {text}: out of range; {what}"
+        values.append(value)
+    amps, phases, capacity, soc, lag = values
+    if phases not in (1.0, 3.0):
+        return f"--car-phases {args.car_phases}: give 1 or 3"
+    if capacity <= 0:
+        return f"--car-capacity-kwh {args.car_capacity_kwh}: out of range; give a capacity above 0 kWh"
+    return Car(amps, int(phases), capacity, soc, lag)
 
 
 @dataclass(frozen=True)
@@ -147,8 +237,19 @@ def handle(args: argparse.Namespace) -> int:
     problem = _plug_problem(plug_in, plug_out)
     if problem is not None:
         return _fail(problem)
+    car = _car(args)
+    if isinstance(car, str):
+        return _fail(car)
     settings = SimSettings(
-        interval_s=setup.interval_s, plug_in=plug_in, plug_out=plug_out, timezone=setup.timezone
+        interval_s=setup.interval_s,
+        plug_in=plug_in,
+        plug_out=plug_out,
+        timezone=setup.timezone,
+        car_max_current_a=car.max_current_a,
+        car_phases=car.phases,
+        car_capacity_kwh=car.capacity_kwh,
+        car_soc=car.soc,
+        car_lag_s=car.lag_s,
     )
     names = args.strategy or [setup.strategy]
     problem = _given_twice("--strategy", names) or _given_twice(
