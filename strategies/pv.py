@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from controller.core.balance import surplus_w
 from controller.core.decision import Decision
-from controller.core.state import ChargerReading, SiteState
+from controller.core.state import SiteState
 
 ONE_PHASE_CAR_S = 30.0
 """How long a car must draw on one phase of three before it counts as a 1-phase car: longer than a
@@ -200,45 +200,47 @@ class Pv:
         return self._set(wanted, f"pv: surplus {surplus:.0f} W")
 
     def _recognise_car(self, state: SiteState, active: int, now: float) -> None:
-        """Whether the car has drawn since it was plugged in, and on how many phases.
+        """Whether the car has drawn since it was plugged in, on how many phases, and how much.
 
         One phase drawing (≥ 4 A) and the other two not (< 1 A) for `ONE_PHASE_CAR_S` while three are
         offered: a 1-phase car, until it is unplugged. Sized for three phases, it would get a third of
         the surplus; evcc learns this from the charger's currents too.
+
+        A car that takes less than the charger offers (10 A behind 16 A) leaves more sun behind on
+        1 phase than 16 A would, which is what the 1→3 rule counts. Learnt only while the charger's
+        maximum is offered, so a car still ramping up or following the sun is not mistaken for one.
+        Every cycle of a charge passes here: plain comparisons, no sorting.
         """
         charger = state.charger
         if charger is None or not charger.vehicle_connected:
             self.car_phases, self.one_phase_since, self.drew = 3, None, False
             self.car_max_a = self.below_max_since = None
             return
-        self.drew = self.drew or charger.charging
-        self._recognise_car_max(charger, state.limits.max_current_a, now)
         currents = charger.phase_currents_a
-        one_phase = False
-        if active == 3 and charger.charging and len(currents) == 3:
-            _, second, highest = sorted(currents)
-            one_phase = highest >= 4.0 and second < 1.0
-        if not one_phase:
-            self.one_phase_since = None
+        self.drew = self.drew or charger.charging
+        if not charger.charging or len(currents) != 3:
+            self.one_phase_since = self.below_max_since = None
             return
-        self.one_phase_since = self.one_phase_since if self.one_phase_since is not None else now
-        if self.car_phases == 3 and now - self.one_phase_since >= ONE_PHASE_CAR_S:
-            self.car_phases = 1
+        a, b, c = currents
+        highest = a if a > b else b
+        highest = highest if highest > c else c
 
-    def _recognise_car_max(self, charger: ChargerReading, max_a: float, now: float) -> None:
-        """A car that takes less than the charger offers (10 A behind 16 A): 1 phase leaves more sun
-        behind than 16 A would, which is what the 1→3 rule counts. Learnt only while the charger's
-        maximum is offered, so a car still ramping up or following the sun is not mistaken for one."""
-        highest = max(charger.phase_currents_a, default=0.0)
+        if active == 3 and highest >= 4.0 and (a >= 1.0) + (b >= 1.0) + (c >= 1.0) == 1:
+            self.one_phase_since = self.one_phase_since if self.one_phase_since is not None else now
+            if now - self.one_phase_since >= ONE_PHASE_CAR_S:
+                self.car_phases = 1
+        else:
+            self.one_phase_since = None
+
+        max_a = state.limits.max_current_a
         if self.car_max_a is not None and highest > self.car_max_a + CAR_MAX_GAP_A / 2:
             self.car_max_a = None  # it takes more now (a cold battery warmed up): forget the ceiling
-        offered_max = charger.limit_actual_ma >= max_a * 1000 - 100
-        if not (charger.charging and offered_max and highest < max_a - CAR_MAX_GAP_A):
+        if highest < max_a - CAR_MAX_GAP_A and charger.limit_actual_ma >= max_a * 1000 - 100:
+            self.below_max_since = self.below_max_since if self.below_max_since is not None else now
+            if now - self.below_max_since >= CAR_MAX_S:
+                self.car_max_a = highest + CAR_MAX_GAP_A / 3
+        else:
             self.below_max_since = None
-            return
-        self.below_max_since = self.below_max_since if self.below_max_since is not None else now
-        if now - self.below_max_since >= CAR_MAX_S:
-            self.car_max_a = highest + CAR_MAX_GAP_A / 3
 
     def _clock_stepped_back(self) -> None:
         """Timers stamped in the future would hold their delays for as long as the step: start them
