@@ -78,14 +78,6 @@ class MeterSettings(BaseModel):
         if self.transport == "serial":
             if not self.serial_port:
                 raise ValueError("meter.serial_port: required with transport = 'serial', e.g. '/dev/ttyUSB0'")
-            if importlib.util.find_spec("serial") is None:
-                # pymodbus would raise RuntimeError at the first connect: a traceback and exit 1, which
-                # systemd restarts for ever, where exit 2 says "fix the installation" and stops.
-                raise ValueError(
-                    "meter.transport: 'serial' needs pyserial, which is not installed; install the serial "
-                    "extra with the pip of the environment peblar-surplus runs from: "
-                    "pip install 'peblar-surplus[serial]'"
-                )
         elif not self.host:
             raise ValueError("meter.host: required; the IP address of the meter, inverter or gateway")
         if self.preset == "custom" and self.registers is None:
@@ -107,3 +99,19 @@ def _bare(url: str) -> str:
     if not host:
         return "e.g. host = '192.168.1.60'"
     return f"host = {host!r}" + (f" and port = {port}" if port else "")
+
+
+def missing_library(settings: MeterSettings) -> str | None:
+    """What the transport needs that is not installed, for `run` and `check` to refuse at start.
+
+    Not a validation error of the settings: `simulate` reads the same config without a meter, on a
+    laptop that has no serial port. pymodbus would raise RuntimeError at the first connect, a
+    traceback and exit 1 that systemd restarts for ever, where exit 2 says "fix the installation".
+    """
+    if settings.transport == "serial" and importlib.util.find_spec("serial") is None:
+        return (
+            "meter.transport: 'serial' needs pyserial, which is not installed; install the serial "
+            "extra with the pip of the environment peblar-surplus runs from: "
+            "pip install 'peblar-surplus[serial]'"
+        )
+    return None

@@ -1,5 +1,8 @@
 """What the config parser cannot check on its own, checked before the daemon touches a device.
 
+That includes a library the meter's transport needs (pyserial), which `simulate`, reading the same
+config without a meter, does not.
+
 Whether a strategy's parameters are right is for its own `Params` model to say, and whether a cron
 expression is valid for APScheduler to say; both are asked here, at start-up and by `check`, so that a
 typo in a rule that fires next week is an exit 2 today rather than an error in the log next week.
@@ -10,6 +13,7 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 from controller.config import Config, ConfigError, redacted
+from controller.meter.settings import missing_library
 from controller.service.scheduler import cron_trigger
 from strategies import StrategyError, load
 
@@ -17,6 +21,9 @@ from strategies import StrategyError, load
 def preflight(cfg: Config, source: str) -> None:
     """Raise ConfigError naming every strategy or schedule rule that cannot be used."""
     problems: list[str] = []
+    missing = missing_library(cfg.meter)
+    if missing is not None:
+        problems.append(missing)
     try:
         load(cfg.strategy.name, cfg.strategy.params)
     except StrategyError as exc:

@@ -285,25 +285,6 @@ def _without_pyserial(monkeypatch: pytest.MonkeyPatch) -> None:
 SERIAL = '[meter]\npreset = "sdm630"\ntransport = "serial"\nserial_port = "/dev/ttyUSB0"\n'
 
 
-def test_the_serial_transport_without_pyserial_says_to_install_the_extra(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    raw = {
-        "meter": {"preset": "sdm630", "transport": "serial", "serial_port": "/dev/ttyUSB0"},
-        "charger": {"url": "http://c", "token": "x"},
-    }
-    assert parse(raw).meter.transport == "serial"
-    _without_pyserial(monkeypatch)
-    with pytest.raises(ConfigError) as err:
-        parse(raw)
-    message = str(err.value)
-    assert message.startswith("config: meter.transport: 'serial' needs pyserial")
-    assert "pip install 'peblar-surplus[serial]'" in message
-    assert "\n" not in message
-    raw["meter"] = {"preset": "sdm630", "host": "h"}
-    assert parse(raw).meter.transport == "tcp"  # only the serial transport needs it
-
-
 @pytest.mark.parametrize("command", [["run", "--once"], ["check"]])
 def test_the_serial_transport_without_pyserial_exits_2_before_any_device(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: list[str]
@@ -314,9 +295,24 @@ def test_the_serial_transport_without_pyserial_exits_2_before_any_device(
     assert main([*command, "-c", str(path)]) == EXIT_CONFIG
     out, err = capsys.readouterr()
     assert out == ""
+    assert "meter.transport: 'serial' needs pyserial" in err
     assert "peblar-surplus[serial]" in err
     assert "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_simulate_takes_a_serial_config_on_a_machine_without_pyserial(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`simulate` reads the config for the site and the strategy, never opens the meter: a production
+    config copied to a laptop must run there."""
+    _without_pyserial(monkeypatch)
+    path = write(tmp_path, SERIAL + '[charger]\nurl = "http://127.0.0.1:1"\ntoken = "t0ken-for-tests"\n')
+    trace = tmp_path / "trace.csv"
+    trace.write_text("timestamp,pv_w,house_w\n0,5000,500\n60,5000,500\n", encoding="utf-8")
+    whole_trace = ["--plug-in", "none", "--plug-out", "none"]
+    assert main(["simulate", "-c", str(path), "--trace", str(trace), *whole_trace]) == 0
+    assert "pyserial" not in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
