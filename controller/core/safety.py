@@ -47,9 +47,19 @@ class SafetyMemory:
     last_limit_ma: int | None = None
     switching_up: bool = False
     """A 1→3 switch is under way: the charger has been paused and must stop before switching."""
+    car_ceiling_ma: int = 0
+    """The highest limit the charger had in force within the last `CAR_SETTLE_S`: the most the car
+    can still be drawing while it slows down to a lower one."""
+    lowered_s: float | None = None
+    """When the limit in force fell below `car_ceiling_ma`."""
 
 
-def fuse_headroom_a(state: SiteState, phases: int) -> float | None:
+CAR_SETTLE_S = 30.0
+"""How long a car may take to come down to a lower limit: IEC 61851 gives it 5 s, cars with a slow
+ramp (and the simulator's, a 10 s time constant) take longer."""
+
+
+def fuse_headroom_a(state: SiteState, phases: int, car_ceiling_ma: int | None = None) -> float | None:
     """The largest per-phase charge current that keeps every loaded grid phase under the fuse.
 
     Other load on a grid phase = meter current − the car's own current on that phase. Export on a phase
@@ -60,7 +70,7 @@ def fuse_headroom_a(state: SiteState, phases: int) -> float | None:
     if grid is None:
         return None
     limits = state.limits
-    car_on_grid = car_current_by_grid_phase(state)
+    car_on_grid = car_current_by_grid_phase(state, car_ceiling_ma)
     other_total_w = grid.power_w - state.car_power_w()
     headroom: float | None = None
     for grid_phase in limits.grid_phases(phases):
@@ -74,21 +84,22 @@ def fuse_headroom_a(state: SiteState, phases: int) -> float | None:
     return headroom
 
 
-def car_current_by_grid_phase(state: SiteState) -> list[float]:
+def car_current_by_grid_phase(state: SiteState, car_ceiling_ma: int | None = None) -> list[float]:
     """The car's current on each grid phase, never more than the charger lets it draw.
 
     Every amp counted here is taken off the meter's phase current as the car's own, so a charger
-    reading an impossible current (45 A from a 16 A charger) would hide that much house load from the
-    fuse check. A car draws no more than the charger's limit in force and the installation's maximum;
-    counting less than it really draws (for a second while it slows down to a new, lower limit) only
-    makes the house look heavier, the safe side.
+    reading an impossible current (45 A on a 10 A limit) would hide that much house load from the fuse
+    check. A car draws no more than the installation's maximum and the highest limit in force while it
+    had time to follow (`car_ceiling_ma`, else the limit in force now). Not just the limit now: after a
+    cut the car is still slowing down, and counting its real draw as house load would pause it.
     """
     currents = [0.0, 0.0, 0.0]
     charger = state.charger
     if charger is None:
         return currents
     limits = state.limits
-    ceiling = min(charger.limit_actual_ma / 1000, limits.max_current_a)
+    ceiling_ma = charger.limit_actual_ma if car_ceiling_ma is None else car_ceiling_ma
+    ceiling = min(ceiling_ma / 1000, limits.max_current_a)
     rotation = limits.phase_rotation
     if charger.phase_currents_a:
         for charger_phase, amps in enumerate(charger.phase_currents_a[:3]):
@@ -100,6 +111,20 @@ def car_current_by_grid_phase(state: SiteState) -> list[float]:
     for grid_phase in limits.grid_phases(phases):
         currents[grid_phase] += per_phase
     return currents
+
+
+def _car_ceiling(memory: SafetyMemory, state: SiteState) -> tuple[int, float | None]:
+    """(`car_ceiling_ma`, `lowered_s`) for this cycle: a rise counts at once, a fall after `CAR_SETTLE_S`."""
+    limit = state.charger.limit_actual_ma if state.charger is not None else 0
+    ceiling, lowered = memory.car_ceiling_ma, memory.lowered_s
+    if limit >= ceiling:
+        return limit, None
+    now = state.now
+    if lowered is None:
+        return ceiling, now
+    if now - lowered >= CAR_SETTLE_S or now < lowered:
+        return limit, None
+    return ceiling, lowered
 
 
 def _pauses_in_window(memory: SafetyMemory, now: float, limits: SiteLimits) -> tuple[float, ...]:
@@ -119,6 +144,7 @@ def apply(
     pauses = _pauses_in_window(memory, now, limits)
     current_phases = state.active_phases()
     was_running = _was_running(state, memory)
+    car_ceiling = _car_ceiling(memory, state)
 
     blind = _blind_reason(state)
     if blind is not None:
@@ -134,6 +160,7 @@ def apply(
             memory,
             memory.last_switch_s,
             memory.switching_up,
+            car_ceiling,
         )
 
     wanted = 3 if decision.phases >= 3 else 1
@@ -146,7 +173,16 @@ def apply(
     if switching_up:
         notes.append(PAUSE_FOR_SWITCH)
         return _finish(
-            0.0, current_phases, state, pauses, was_running, notes, memory, memory.last_switch_s, True
+            0.0,
+            current_phases,
+            state,
+            pauses,
+            was_running,
+            notes,
+            memory,
+            memory.last_switch_s,
+            True,
+            car_ceiling,
         )
 
     target = decision.current_a
@@ -179,7 +215,7 @@ def apply(
     # In a 3→1 cycle the new limit may reach the charger before its contactors drop L2 and L3, so
     # it must fit all three for that moment.
     loaded = 3 if switched and phases == 1 else phases
-    headroom = fuse_headroom_a(state, loaded) if target > 0 else None
+    headroom = fuse_headroom_a(state, loaded, car_ceiling[0]) if target > 0 else None
     if headroom is not None and target > headroom:
         if headroom >= max(limits.min_current_a, MIN_SIGNAL_A):
             notes.append(f"fuse: {target:.1f}→{headroom:.1f} A")
@@ -193,7 +229,9 @@ def apply(
         target = 0.0
 
     last_switch_s = now if switched else memory.last_switch_s
-    return _finish(target, phases, state, pauses, was_running, notes, memory, last_switch_s, False)
+    return _finish(
+        target, phases, state, pauses, was_running, notes, memory, last_switch_s, False, car_ceiling
+    )
 
 
 def _blind_reason(state: SiteState) -> str | None:
@@ -272,6 +310,7 @@ def _finish(
     memory: SafetyMemory,
     last_switch_s: float | None,
     switching_up: bool,
+    car_ceiling: tuple[int, float | None],
 ) -> tuple[Command, SafetyMemory, list[str]]:
     """The command, and the memory for the next cycle: the same object when nothing in it changed."""
     limit_ma = ma(target_a) if target_a >= MIN_SIGNAL_A else 0
@@ -287,8 +326,10 @@ def _finish(
         and limit_ma == memory.last_limit_ma
         and last_switch_s == memory.last_switch_s
         and switching_up == memory.switching_up
+        and car_ceiling[0] == memory.car_ceiling_ma
+        and car_ceiling[1] == memory.lowered_s
     ):
         mem = memory
     else:
-        mem = SafetyMemory(pauses, last_switch_s, limit_ma, switching_up)
+        mem = SafetyMemory(pauses, last_switch_s, limit_ma, switching_up, *car_ceiling)
     return Command(limit_ma, force_1p), mem, notes

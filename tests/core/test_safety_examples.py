@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from controller.core.decision import Decision
-from controller.core.safety import SafetyMemory, apply, fuse_headroom_a
+from controller.core.safety import CAR_SETTLE_S, SafetyMemory, apply, fuse_headroom_a
 from controller.core.state import (
     ChargerInfo,
     ChargerReading,
@@ -92,6 +92,21 @@ def test_a_car_current_above_what_the_charger_allows_does_not_hide_house_load() 
     # without per-phase currents, the car's power is capped the same way
     no_phases = replace(state, charger=replace(state.charger, phase_currents_a=(), power_w=3 * 45 * 230))
     assert fuse_headroom_a(no_phases, 3) == 5
+
+
+def test_a_car_still_slowing_down_after_a_cut_is_not_counted_as_house_load() -> None:
+    """17 A of house on L1 and the car at 16 A: cut to 8 A. A cycle later the charger's limit is 8 A
+    but the car still draws 12.85 A on its way down; counting the 4.85 A above the new limit as house
+    load left 3.15 A and paused the car after every load step. For `CAR_SETTLE_S` the car may still
+    draw up to the limit it had; after that, what it draws above its limit counts as house load."""
+    before = site(phase_a=(33, 16, 16), car_a=(16, 16, 16), charging=True, limit_ma=16000)
+    cut, memory, _ = apply(Decision(16, 3, "fast"), before, SafetyMemory(last_limit_ma=16000))
+    assert cut.limit_ma == 8000
+    slowing = site(now=1005, phase_a=(29.85, 12.85, 12.85), car_a=(12.85,) * 3, charging=True, limit_ma=8000)
+    cmd, memory, _ = apply(Decision(16, 3, "fast"), slowing, memory)
+    assert cmd.limit_ma == 8000
+    later = replace(slowing, now=1000 + CAR_SETTLE_S)
+    assert apply(Decision(16, 3, "fast"), later, memory)[0].limit_ma == 0
 
 
 def test_one_phase_charging_uses_the_first_phase_of_the_rotation() -> None:

@@ -134,6 +134,18 @@ def test_one_phase_house_load_keeps_the_fuse() -> None:
     assert m.fuse_seconds_over == 0.0
 
 
+def test_a_house_load_stepping_on_one_phase_cuts_the_car_without_pausing_it() -> None:
+    """`fast` on a 25 A fuse, L1's house load stepping between 9 A and 17 A every minute: the fuse
+    leaves the car 8–16 A, never less than the minimum, so a pause is never needed; the car's own
+    slow-down after each cut must not be taken for house load."""
+    rows = [f"{T0 + 60 * i:.0f},0,{3910 if i % 2 else 2070},300,300" for i in range(120)]
+    header = "timestamp,pv_w,house_l1_w,house_l2_w,house_l3_w"
+    trace = parse_text("\n".join([header, *rows]) + "\n", source="hand-made")
+    m = run(trace, "fast", SimSettings(plug_in=None, plug_out=None)).metrics.total
+    assert m.pauses == 0
+    assert m.car_kwh > 16
+
+
 def test_phase_switch_is_counted_and_interrupts_the_car() -> None:
     result = run(constant(0, 0, minutes=20), "one-phase")
     m = result.metrics.total
