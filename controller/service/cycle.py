@@ -17,6 +17,7 @@ from controller.charger.base import Charger, ChargerError
 from controller.clock import Clock
 from controller.core import control
 from controller.core.commands import Write
+from controller.core.safety import SafetyMemory
 from controller.core.state import (
     ChargerInfo,
     ChargerReading,
@@ -173,8 +174,11 @@ class Controller:
             written = await self._write(outcome.write)
         if written or not outcome.write:
             self.memory = memory
-        # else the charger still has what the last cycle left: an unsent limit must not become the
-        # ceiling the meter-failure hold keeps, nor an unsent pause count against the relay budget
+        elif charger_ok:
+            self.memory = _perhaps_applied(memory, self.memory)
+        # else nothing was sent (the charger read failed): the charger still has what the last cycle
+        # left, so an unsent limit must not become the ceiling the meter-failure hold keeps, nor an
+        # unsent pause count against the relay budget
         _log_cycle(
             state,
             outcome,
@@ -219,6 +223,19 @@ class Controller:
             return
         verb = "would write (dry-run)" if self.dry_run else "wrote"
         log.info("exit: %s %s state (%d mA)", verb, exit_state, limit_ma)
+
+
+def _perhaps_applied(new: control.ControlMemory, old: control.ControlMemory) -> control.ControlMemory:
+    """A write that was sent but failed (a 5xx, a timeout, an answer that broke off) may have been
+    applied or not. Each uncertainty on its safe side: a pause counts against the relay budget and a
+    phase switch against its interval; the limit in force is not remembered but read back from the
+    charger next cycle (whether the car was running, the limit a meter failure holds); and the write
+    time stays, so the next cycle writes again."""
+    was, now = old.safety, new.safety
+    safety = SafetyMemory(
+        now.pause_times, now.last_switch_s, None, was.switching_up, now.car_ceiling_ma, now.lowered_s
+    )
+    return control.ControlMemory(safety=safety, last_write_s=old.last_write_s)
 
 
 def _unforeseen(exc: Exception) -> Exception:

@@ -9,6 +9,7 @@ comes from the two scripted devices below.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import replace
 
@@ -20,7 +21,7 @@ from controller.charger.dry_run import DryRunCharger
 from controller.charger.peblar.client import PeblarClient
 from controller.core.commands import Write
 from controller.core.decision import Decision
-from controller.core.state import ChargerInfo, ChargerReading, MeterReading, PhaseReading
+from controller.core.state import ChargerInfo, ChargerReading, MeterReading, PhaseReading, SiteState
 from controller.meter.base import Meter
 from controller.meter.modbus import ModbusMeter
 from controller.service.cycle import Controller
@@ -469,3 +470,34 @@ async def test_pauses_that_could_not_be_sent_do_not_use_up_the_relay_budget(site
         assert all("relay budget" not in result.outcome.reason() for result in back)
     assert 0 not in limits_written(site)
     assert site.model.rest_limit_ma == 16000
+
+
+class Alternating(Crashing):
+    """Asks for 16 A and for a pause in turn, a minute each: a contactor that would open every 2 min."""
+
+    def decide(self, state: object) -> object:
+        assert isinstance(state, SiteState)
+        if int(state.now // 60) % 2:
+            return Decision.pause("test: pause", 3)
+        return Decision(16.0, 3, "test: charge")
+
+
+async def test_a_pause_the_charger_applied_but_did_not_confirm_counts_against_the_relay_budget(
+    site: Site,
+) -> None:
+    """Every PATCH is applied, and its answer comes back garbled: the write counts as failed, yet the
+    contactor opened. Such pauses must count, or the relay budget (3 in 10 minutes) never holds."""
+
+    async def garble_the_answer(request: httpx.Request) -> None:
+        if request.method == "PATCH":
+            site.charger.faults.malformed_count = 1
+
+    async with httpx.AsyncClient(event_hooks={"request": [garble_the_answer]}) as http:
+        controller = make(site, charger=client(site, http), limit_ma=16000)
+        controller.set_strategy("alternating", Alternating())  # type: ignore[arg-type]
+        site.clock.advance(60 - site.clock.now() % 60)  # start on a whole minute
+        results = await site.run(600)
+    assert not any(result.written for result in results if result.outcome.write)
+    limits = limits_written(site)  # each one applied, and re-sent while unconfirmed
+    openings = sum(1 for before, after in itertools.pairwise(limits) if before > 0 and after == 0)
+    assert 1 <= openings <= 3
