@@ -150,19 +150,28 @@ def apply(
     if blind is not None:
         target = min(limits.fallback_current_a, limits.max_current_a)
         notes.append(f"BLIND ({blind}): fallback {target:g} A")
-        return _finish(
-            target,
-            current_phases,
-            state,
-            pauses,
-            was_running,
-            notes,
-            memory,
-            memory.last_switch_s,
-            memory.switching_up,
-            car_ceiling,
+        phases, last_switch_s, switching_up = current_phases, memory.last_switch_s, memory.switching_up
+    else:
+        target, phases, last_switch_s, switching_up = _limit(
+            decision, state, memory, pauses, was_running, car_ceiling[0], notes
         )
+    return _finish(
+        target, phases, state, pauses, was_running, notes, memory, last_switch_s, switching_up, car_ceiling
+    )
 
+
+def _limit(
+    decision: Decision,
+    state: SiteState,
+    memory: SafetyMemory,
+    pauses: tuple[float, ...],
+    was_running: bool,
+    car_ceiling_ma: int,
+    notes: list[str],
+) -> tuple[float, int, float | None, bool]:
+    """Steps 2–5 for a controller that sees: (target A, phases, last switch time, switching up)."""
+    limits = state.limits
+    current_phases = state.active_phases()
     wanted = 3 if decision.phases >= 3 else 1
     behind = _meter_behind(state)
     if behind and wanted > current_phases:
@@ -172,18 +181,7 @@ def apply(
     )
     if switching_up:
         notes.append(PAUSE_FOR_SWITCH)
-        return _finish(
-            0.0,
-            current_phases,
-            state,
-            pauses,
-            was_running,
-            notes,
-            memory,
-            memory.last_switch_s,
-            True,
-            car_ceiling,
-        )
+        return 0.0, current_phases, memory.last_switch_s, True
 
     target = decision.current_a
     if target > 0 and phases != wanted and state.info.can_switch_phases():
@@ -215,7 +213,7 @@ def apply(
     # In a 3→1 cycle the new limit may reach the charger before its contactors drop L2 and L3, so
     # it must fit all three for that moment.
     loaded = 3 if switched and phases == 1 else phases
-    headroom = fuse_headroom_a(state, loaded, car_ceiling[0]) if target > 0 else None
+    headroom = fuse_headroom_a(state, loaded, car_ceiling_ma) if target > 0 else None
     if headroom is not None and target > headroom:
         if headroom >= max(limits.min_current_a, MIN_SIGNAL_A):
             notes.append(f"fuse: {target:.1f}→{headroom:.1f} A")
@@ -228,10 +226,8 @@ def apply(
         notes.append(f"relay budget: {len(pauses)} pauses in {limits.pause_window_s:g} s, stay paused")
         target = 0.0
 
-    last_switch_s = now if switched else memory.last_switch_s
-    return _finish(
-        target, phases, state, pauses, was_running, notes, memory, last_switch_s, False, car_ceiling
-    )
+    last_switch_s = state.now if switched else memory.last_switch_s
+    return target, phases, last_switch_s, False
 
 
 def _blind_reason(state: SiteState) -> str | None:
