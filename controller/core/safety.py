@@ -47,11 +47,10 @@ class SafetyMemory:
     last_limit_ma: int | None = None
     switching_up: bool = False
     """A 1→3 switch is under way: the charger has been paused and must stop before switching."""
-    car_ceiling_ma: int = 0
-    """The highest limit the charger had in force within the last `CAR_SETTLE_S`: the most the car
-    can still be drawing while it slows down to a lower one."""
-    lowered_s: float | None = None
-    """When the limit in force fell below `car_ceiling_ma`."""
+    car_ceiling: tuple[int, float | None] = (0, None)
+    """(mA, since): the highest limit the charger had in force within the last `CAR_SETTLE_S`, the
+    most the car can still be drawing while it slows down to a lower one; and when the limit in force
+    fell below it (None: it has not)."""
 
 
 CAR_SETTLE_S = 30.0
@@ -113,13 +112,11 @@ def car_current_by_grid_phase(state: SiteState, car_ceiling_ma: int | None = Non
     return currents
 
 
-def _car_ceiling(memory: SafetyMemory, state: SiteState) -> tuple[int, float | None]:
-    """(`car_ceiling_ma`, `lowered_s`) for this cycle: a rise counts at once, a fall after `CAR_SETTLE_S`."""
-    limit = state.charger.limit_actual_ma if state.charger is not None else 0
-    ceiling, lowered = memory.car_ceiling_ma, memory.lowered_s
+def _car_ceiling(before: tuple[int, float | None], limit: int, now: float) -> tuple[int, float | None]:
+    """`SafetyMemory.car_ceiling` for this cycle: a rise counts at once, a fall after `CAR_SETTLE_S`."""
+    ceiling, lowered = before
     if limit >= ceiling:
         return limit, None
-    now = state.now
     if lowered is None:
         return ceiling, now
     if now - lowered >= CAR_SETTLE_S or now < lowered:
@@ -144,7 +141,10 @@ def apply(
     pauses = _pauses_in_window(memory, now, limits)
     current_phases = state.active_phases()
     was_running = _was_running(state, memory)
-    car_ceiling = _car_ceiling(memory, state)
+    car_ceiling = memory.car_ceiling
+    limit_in_force = state.charger.limit_actual_ma if state.charger is not None else 0
+    if limit_in_force != car_ceiling[0] or car_ceiling[1] is not None:  # else unchanged: most cycles
+        car_ceiling = _car_ceiling(car_ceiling, limit_in_force, now)
 
     blind = _blind_reason(state)
     if blind is not None:
@@ -153,7 +153,7 @@ def apply(
         phases, last_switch_s, switching_up = current_phases, memory.last_switch_s, memory.switching_up
     else:
         target, phases, last_switch_s, switching_up = _limit(
-            decision, state, memory, pauses, was_running, car_ceiling[0], notes
+            decision, state, current_phases, memory, pauses, was_running, car_ceiling[0], notes
         )
     return _finish(
         target, phases, state, pauses, was_running, notes, memory, last_switch_s, switching_up, car_ceiling
@@ -163,6 +163,7 @@ def apply(
 def _limit(
     decision: Decision,
     state: SiteState,
+    current_phases: int,
     memory: SafetyMemory,
     pauses: tuple[float, ...],
     was_running: bool,
@@ -171,7 +172,6 @@ def _limit(
 ) -> tuple[float, int, float | None, bool]:
     """Steps 2–5 for a controller that sees: (target A, phases, last switch time, switching up)."""
     limits = state.limits
-    current_phases = state.active_phases()
     wanted = 3 if decision.phases >= 3 else 1
     behind = _meter_behind(state)
     if behind and wanted > current_phases:
@@ -322,10 +322,9 @@ def _finish(
         and limit_ma == memory.last_limit_ma
         and last_switch_s == memory.last_switch_s
         and switching_up == memory.switching_up
-        and car_ceiling[0] == memory.car_ceiling_ma
-        and car_ceiling[1] == memory.lowered_s
+        and car_ceiling == memory.car_ceiling
     ):
         mem = memory
     else:
-        mem = SafetyMemory(pauses, last_switch_s, limit_ma, switching_up, *car_ceiling)
+        mem = SafetyMemory(pauses, last_switch_s, limit_ma, switching_up, car_ceiling)
     return Command(limit_ma, force_1p), mem, notes
