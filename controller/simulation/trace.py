@@ -201,14 +201,11 @@ def parse_text(text: str, source: str = "trace") -> Trace:
 
 def parse_rows(rows: Iterable[list[str]], source: str = "trace") -> Trace:
     """The parser behind `read_trace`. Row numbers in errors count the header as row 1, as an editor does."""
-    reader = _numbered(rows)
-    try:
-        first = next(reader)
-    except StopIteration:
-        raise TraceError(f"{source}: empty file, expected a header 'timestamp,pv_w,house_w'") from None
-    except csv.Error as exc:
-        raise TraceError(_csv_problem(source, 1, exc)) from None
-    header = [name.strip().lstrip("\ufeff").lower() for name in first]
+    records = _records(rows, source)
+    first = next(records, None)
+    if first is None:
+        raise TraceError(f"{source}: empty file, expected a header 'timestamp,pv_w,house_w'")
+    header = [name.strip().lstrip("\ufeff").lower() for name in first[2]]
     columns = {name: i for i, name in enumerate(header)}
     has_phase_house = all(name in columns for name in PHASE_HOUSE)
     has_phase_pv = all(name in columns for name in PHASE_PV)
@@ -237,75 +234,67 @@ def parse_rows(rows: Iterable[list[str]], source: str = "trace") -> Trace:
     pv_phase_cols = [columns[name] for name in PHASE_PV] if has_phase_pv else []
     width = len(header)
 
-    # Line numbers from the reader: they stay an editor's after a quoted field over a line break.
-    read = reader.line_num  # lines read so far
-    try:
-        for row in reader:
-            row_number, read = read + 1, reader.line_num
-            if not row or (len(row) == 1 and not row[0].strip()):
-                continue
-            if read > row_number:  # a quoted field ran over a line break: a stray quote?
-                used = [ts_col, pv_col, house_col, *house_phase_cols, *pv_phase_cols]
-                _single_line(row, used, header, source, row_number, read)
-            if len(row) < width:
-                raise TraceError(
-                    f"{source}: row {row_number}: {len(row)} field(s) for {width} columns "
-                    f"(column {header[len(row)]!r} is missing)"
-                )
-            t = _timestamp(row[ts_col], source, row_number)
-            if times and t <= times[-1]:
-                word = "repeats" if t == times[-1] else "goes backwards from"
-                raise TraceError(
-                    f"{source}: row {row_number}, column 'timestamp': time {word} the previous row "
-                    f"({row[ts_col].strip()!r} after {_iso(times[-1])})"
-                )
-            pv_total = _consumption_or_output(
-                _number(row, pv_col, "pv_w", source, row_number), "pv_w", source, row_number
+    for row_number, last_line, row in records:
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue
+        if last_line > row_number:  # a quoted field ran over a line break: a stray quote?
+            used = [ts_col, pv_col, house_col, *house_phase_cols, *pv_phase_cols]
+            _single_line(row, used, header, source, row_number, last_line)
+        if len(row) < width:
+            raise TraceError(
+                f"{source}: row {row_number}: {len(row)} field(s) for {width} columns "
+                f"(column {header[len(row)]!r} is missing)"
             )
-            if has_phase_house:
-                raw = [
-                    _number(row, col, name, source, row_number)
-                    for col, name in zip(house_phase_cols, PHASE_HOUSE, strict=True)
-                ]
-                parts = [
-                    _consumption_or_output(value, name, source, row_number)
-                    for value, name in zip(raw, PHASE_HOUSE, strict=True)
-                ]
-                phase_sum = sum(raw)
-                if house_col is not None:
-                    total = _number(row, house_col, "house_w", source, row_number)
-                    if abs(total - phase_sum) > max(SPLIT_TOLERANCE_W, 0.01 * abs(total)):
-                        raise TraceError(
-                            f"{source}: row {row_number}, column 'house_w': {total:g} W is not the sum of "
-                            f"house_l1_w..house_l3_w ({phase_sum:g} W)"
-                        )
-                else:
-                    total = phase_sum
-                house_split.append(_fractions(parts, sum(parts)))
-                summed = "house_w" if house_col is not None else "house_l1_w+house_l2_w+house_l3_w"
-                total = _consumption_or_output(total, summed, source, row_number)
-                if house_col is None:  # the sum is sane: the phases as read, standby noise as 0 W
-                    total = sum(parts)
-            else:
-                total = _consumption_or_output(
-                    _number(row, columns["house_w"], "house_w", source, row_number),
-                    "house_w",
-                    source,
-                    row_number,
-                )
-            if has_phase_pv:
-                parts = [
-                    _consumption_or_output(
-                        _number(row, col, name, source, row_number), name, source, row_number
+        t = _timestamp(row[ts_col], source, row_number)
+        if times and t <= times[-1]:
+            word = "repeats" if t == times[-1] else "goes backwards from"
+            raise TraceError(
+                f"{source}: row {row_number}, column 'timestamp': time {word} the previous row "
+                f"({row[ts_col].strip()!r} after {_iso(times[-1])})"
+            )
+        pv_total = _consumption_or_output(
+            _number(row, pv_col, "pv_w", source, row_number), "pv_w", source, row_number
+        )
+        if has_phase_house:
+            raw = [
+                _number(row, col, name, source, row_number)
+                for col, name in zip(house_phase_cols, PHASE_HOUSE, strict=True)
+            ]
+            parts = [
+                _consumption_or_output(value, name, source, row_number)
+                for value, name in zip(raw, PHASE_HOUSE, strict=True)
+            ]
+            phase_sum = sum(raw)
+            if house_col is not None:
+                total = _number(row, house_col, "house_w", source, row_number)
+                if abs(total - phase_sum) > max(SPLIT_TOLERANCE_W, 0.01 * abs(total)):
+                    raise TraceError(
+                        f"{source}: row {row_number}, column 'house_w': {total:g} W is not the sum of "
+                        f"house_l1_w..house_l3_w ({phase_sum:g} W)"
                     )
-                    for col, name in zip(pv_phase_cols, PHASE_PV, strict=True)
-                ]
-                pv_split.append(_fractions(parts, sum(parts)))
-            times.append(t)
-            pv.append(pv_total)
-            house.append(total)
-    except csv.Error as exc:  # the record after the last one read
-        raise TraceError(_csv_problem(source, read + 1, exc)) from None
+            else:
+                total = phase_sum
+            house_split.append(_fractions(parts, sum(parts)))
+            summed = "house_w" if house_col is not None else "house_l1_w+house_l2_w+house_l3_w"
+            total = _consumption_or_output(total, summed, source, row_number)
+            if house_col is None:  # the sum is sane: the phases as read, standby noise as 0 W
+                total = sum(parts)
+        else:
+            total = _consumption_or_output(
+                _number(row, columns["house_w"], "house_w", source, row_number),
+                "house_w",
+                source,
+                row_number,
+            )
+        if has_phase_pv:
+            parts = [
+                _consumption_or_output(_number(row, col, name, source, row_number), name, source, row_number)
+                for col, name in zip(pv_phase_cols, PHASE_PV, strict=True)
+            ]
+            pv_split.append(_fractions(parts, sum(parts)))
+        times.append(t)
+        pv.append(pv_total)
+        house.append(total)
 
     if not times:
         raise TraceError(f"{source}: no data rows after the header")
@@ -351,8 +340,21 @@ class _Lines:
         return row
 
 
-def _numbered(rows: Iterable[list[str]]) -> _Reader:
-    return rows if isinstance(rows, _Reader) else _Lines(rows)
+def _records(rows: Iterable[list[str]], source: str) -> Iterator[tuple[int, int, list[str]]]:
+    """(row number, last line, fields) of each record, numbered from the reader's lines, so that they
+    stay an editor's after a quoted field over a line break; csv's own errors become TraceErrors
+    naming the record after the last one read."""
+    reader = rows if isinstance(rows, _Reader) else _Lines(rows)
+    read = 0  # lines read so far
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise TraceError(_csv_problem(source, read + 1, exc)) from None
+        yield read + 1, reader.line_num, row
+        read = reader.line_num
 
 
 def _csv_problem(source: str, row_number: int, exc: csv.Error) -> str:
