@@ -139,7 +139,7 @@ class ChargerModel:
         w_per_a = self.active_phases() * self.voltage_v
         car = self.car
         if car.capacity_kwh > 0:
-            room = self._room_as(w_per_a)
+            room = self.room_as(w_per_a)
             if charge >= room - FULL_AS:
                 if charge > room + FULL_AS:  # full before the end of the step: nothing flows after
                     end = 0.0
@@ -165,7 +165,7 @@ class ChargerModel:
         target = self._target_a(start_t)
         if target <= 0 or now <= start_t or car.capacity_kwh <= 0:
             return math.inf
-        room = self._room_as(self.active_phases() * self.voltage_v)
+        room = self.room_as(self.active_phases() * self.voltage_v)
         tau = car.lag_s if car.lag_s > MIN_LAG_S else MIN_LAG_S
         d = now - start_t
         if lag_integral(start, target, tau, d) < room - FULL_AS:
@@ -179,7 +179,7 @@ class ChargerModel:
             full_t = math.nextafter(full_t, -math.inf)
         return full_t
 
-    def _room_as(self, w_per_a: float) -> float:
+    def room_as(self, w_per_a: float) -> float:
         """Ampere-seconds (at `w_per_a` watts per ampere) until the battery is full."""
         return (1.0 - self.car.soc) * self.car.capacity_kwh * 3.6e6 / w_per_a
 

@@ -411,7 +411,7 @@ def _run(
                 # plug-in or a phase switch ramps up) and however it moves: the model solves for the
                 # point on its exponential, asked only when the most the car can draw could fill it.
                 top_a = amps0 if amps0 > car.max_current_a else car.max_current_a
-                room_as = (1.0 - car.soc) * car.capacity_kwh * 3.6e6 / (phases * volts)
+                room_as = model.room_as(phases * volts)
                 if top_a * (s_next - s) >= room_as - FULL_AS:
                     full_t = model.full_at(s_next)
                     if full_t < s_next:
