@@ -58,7 +58,7 @@ CAR_SETTLE_S = 30.0
 ramp (and the simulator's, a 10 s time constant) take longer."""
 
 
-def fuse_headroom_a(state: SiteState, phases: int, car_ceiling_ma: int | None = None) -> float | None:
+def fuse_headroom_a(state: SiteState, phases: int, car_ceiling_ma: int) -> float | None:
     """The largest per-phase charge current that keeps every loaded grid phase under the fuse.
 
     Other load on a grid phase = meter current − the car's own current on that phase. Export on a phase
@@ -69,7 +69,7 @@ def fuse_headroom_a(state: SiteState, phases: int, car_ceiling_ma: int | None = 
     if grid is None:
         return None
     limits = state.limits
-    car_on_grid = car_current_by_grid_phase(state, car_ceiling_ma)
+    car_on_grid = _car_current_by_grid_phase(state, car_ceiling_ma)
     other_total_w = grid.power_w - state.car_power_w()
     headroom: float | None = None
     for grid_phase in limits.grid_phases(phases):
@@ -83,13 +83,13 @@ def fuse_headroom_a(state: SiteState, phases: int, car_ceiling_ma: int | None = 
     return headroom
 
 
-def car_current_by_grid_phase(state: SiteState, car_ceiling_ma: int | None = None) -> list[float]:
+def _car_current_by_grid_phase(state: SiteState, car_ceiling_ma: int) -> list[float]:
     """The car's current on each grid phase, never more than the charger lets it draw.
 
     Every amp counted here is taken off the meter's phase current as the car's own, so a charger
     reading an impossible current (45 A on a 10 A limit) would hide that much house load from the fuse
     check. A car draws no more than the installation's maximum and the highest limit in force while it
-    had time to follow (`car_ceiling_ma`, else the limit in force now). Not just the limit now: after a
+    had time to follow (`car_ceiling_ma`, `SafetyMemory.car_ceiling`). Not just the limit now: after a
     cut the car is still slowing down, and counting its real draw as house load would pause it.
     """
     currents = [0.0, 0.0, 0.0]
@@ -97,8 +97,7 @@ def car_current_by_grid_phase(state: SiteState, car_ceiling_ma: int | None = Non
     if charger is None:
         return currents
     limits = state.limits
-    ceiling_ma = charger.limit_actual_ma if car_ceiling_ma is None else car_ceiling_ma
-    ceiling = min(ceiling_ma / 1000, limits.max_current_a)
+    ceiling = min(car_ceiling_ma / 1000, limits.max_current_a)
     rotation = limits.phase_rotation
     if charger.phase_currents_a:
         for charger_phase, amps in enumerate(charger.phase_currents_a[:3]):

@@ -57,6 +57,11 @@ def site(
     )
 
 
+def in_force(state: SiteState) -> int:
+    """The car ceiling `apply` uses when the limit has not fallen lately: the limit in force now."""
+    return state.charger.limit_actual_ma if state.charger is not None else 0
+
+
 def test_clamped_to_min_and_max() -> None:
     cmd, _, notes = apply(Decision(40, 3, "greedy plugin"), site(), SafetyMemory())
     assert cmd.limit_ma == 16000
@@ -76,7 +81,7 @@ def test_fuse_cut_on_the_loaded_phase_only() -> None:
 def test_the_cars_own_draw_is_not_counted_as_other_load() -> None:
     # The meter sees 22 A on each phase, 16 A of which is the car: other load 6 A, room 19 A.
     state = site(phase_a=(22, 22, 22), car_a=(16, 16, 16), charging=True, limit_ma=16000)
-    assert fuse_headroom_a(state, 3) == 19
+    assert fuse_headroom_a(state, 3, in_force(state)) == 19
     cmd, _, _ = apply(Decision(16, 3, "fast"), state, SafetyMemory())
     assert cmd.limit_ma == 16000
 
@@ -86,12 +91,12 @@ def test_a_car_current_above_what_the_charger_allows_does_not_hide_house_load() 
     house load at all if all 45 A were the car's. The car cannot draw more than 10 A, so 20 A is the
     house and 5 A is left under the fuse."""
     state = site(phase_a=(30, 10, 10), car_a=(45, 10, 10), charging=True, limit_ma=10000)
-    assert fuse_headroom_a(state, 3) == 5
+    assert fuse_headroom_a(state, 3, in_force(state)) == 5
     cmd, _, _ = apply(Decision(16, 3, "fast"), state, SafetyMemory(last_limit_ma=10000))
     assert cmd.limit_ma == 0  # 5 A is below the minimum
     # without per-phase currents, the car's power is capped the same way
     no_phases = replace(state, charger=replace(state.charger, phase_currents_a=(), power_w=3 * 45 * 230))
-    assert fuse_headroom_a(no_phases, 3) == 5
+    assert fuse_headroom_a(no_phases, 3, in_force(no_phases)) == 5
 
 
 def test_a_car_still_slowing_down_after_a_cut_is_not_counted_as_house_load() -> None:
@@ -113,7 +118,7 @@ def test_one_phase_charging_uses_the_first_phase_of_the_rotation() -> None:
     # Charger L1 is wired to grid L3, which is heavily loaded; grid L1 is free.
     limits = replace(LIMITS, phase_rotation=(2, 0, 1))
     state = site(phase_a=(2, 2, 20), limits=limits, force_1p=True)
-    assert fuse_headroom_a(state, 1) == 5
+    assert fuse_headroom_a(state, 1, in_force(state)) == 5
     cmd, _, notes = apply(Decision(10, 1, "pv"), state, SafetyMemory())
     assert cmd.limit_ma == 0
     assert any("below minimum" in n or "< minimum" in n for n in notes)
@@ -121,14 +126,14 @@ def test_one_phase_charging_uses_the_first_phase_of_the_rotation() -> None:
 
 def test_export_on_a_phase_is_not_headroom() -> None:
     state = site(phase_a=(-20, -20, -20))
-    assert fuse_headroom_a(state, 3) == 25
+    assert fuse_headroom_a(state, 3, in_force(state)) == 25
 
 
 def test_without_phase_values_all_other_import_is_assumed_on_each_phase() -> None:
     state = site()
     grid = MeterReading(time=state.now, power_w=4600)  # 20 A in total, phases unknown
     state = replace(state, grid=grid)
-    assert fuse_headroom_a(state, 3) == 5
+    assert fuse_headroom_a(state, 3, in_force(state)) == 5
 
 
 def test_blind_meter_gives_the_fallback() -> None:
