@@ -134,6 +134,32 @@ def _stops(result: SimResult, limits: SiteLimits) -> float:
     return _per_day(result, "pauses")[0] - _switch_pauses(result, limits)
 
 
+@dataclass(frozen=True)
+class OverFuse:
+    episodes: int
+    longest_s: float
+    peak_a: float
+
+
+def _over_fuse(result: SimResult) -> OverFuse | None:
+    """Episodes above the fuse: runs of consecutive cycles with time over it.
+
+    A month's seconds over the fuse alone cannot tell one long overload from many short ones; a user
+    deciding whether their fuse would trip needs both the duration and the height of each.
+    """
+    episodes, longest, run, peak = 0, 0.0, 0.0, 0.0
+    for cycle in result.timeline:
+        if cycle.fuse_s_over > 0.0:
+            if run == 0.0:
+                episodes += 1
+            run += cycle.fuse_s_over
+            longest = max(longest, run)
+            peak = max(peak, cycle.max_phase_a)
+        else:
+            run = 0.0
+    return OverFuse(episodes, longest, peak) if episodes else None
+
+
 def _targets(
     pv_run: SimResult, evcc: SimResult | None, evcc_variants: Sequence[tuple[str, SimResult]]
 ) -> list[tuple[str, str, bool]]:
@@ -309,6 +335,20 @@ def render(
                 f"{sm:.1f} / {sx} | {cm:.0f} | {o.result.speed_s_per_day():.3f} |"
             )
         lines.append("")
+        over = [(o.strategy, e) for o in runs if o.result is not None and (e := _over_fuse(o.result))]
+        if over:
+            lines.append(
+                "Over the fuse: "
+                + "; ".join(
+                    f"`{name}` {e.episodes} time{'s' if e.episodes > 1 else ''}, "
+                    f"the longest {e.longest_s:.0f} s, at most {e.peak_a:.1f} A"
+                    for name, e in over
+                )
+                + f" on the {LIMITS.main_fuse_a:g} A fuse. The house load rose or the PV fell while the car "
+                "took all the fuse left: the cut comes in the cycle that sees it, and the car comes down "
+                "to the new limit with its lag (README, *Metrics*)."
+            )
+            lines.append("")
         by_label = {o.strategy: o.result for o in runs}
         evcc_own = by_label.get(EVCC_OWN)
         if evcc_own is not None:

@@ -69,6 +69,22 @@ def test_bench_holds_pv_against_both_evcc_rows(tmp_path: Path) -> None:
     assert "| ≤ ½ of the switches/day of `evcc-default, evcc's switching, mA` |" in text
 
 
+def test_bench_lists_each_time_a_strategy_was_over_the_fuse(tmp_path: Path) -> None:
+    """A 27.6 A step on each phase (house 8 kW on top of a 16 A car) at 10:00 and 11:00 UTC, gone after a
+    minute: `fast` cuts the car in the cycle that sees it, so each step is one short episode."""
+    folder = tmp_path / "traces"
+    folder.mkdir()
+    house = [8000 if i in range(600, 601) or i in range(660, 661) else 300 for i in range(1440)]
+    rows = "".join(f"{1_464_739_200 + 60 * i},0,{w}\n" for i, w in enumerate(house))
+    (folder / "steps.csv").write_text("timestamp,pv_w,house_w\n" + rows)
+    out = tmp_path / "RESULTS.md"
+    assert _bench().main([str(folder), "--out", str(out), "--strategy=fast", "--strategy=off"]) == 0
+    line = next(x for x in out.read_text().splitlines() if x.startswith("Over the fuse: "))
+    assert line.startswith("Over the fuse: `fast` 2 times, the longest ")
+    assert "at most 27.6 A on the 25 A fuse" in line
+    assert "`off`" not in line
+
+
 def test_frontier_tabulates_every_setting_it_tries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = _one_day_folder(tmp_path, pv_w=3000)
     monkeypatch.syspath_prepend(str(ROOT / "bench"))
