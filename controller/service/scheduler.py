@@ -34,9 +34,42 @@ _SKIPPED_TICKS = _SkippedTicks()
 def cron_trigger(rule: ScheduleRule, timezone: tzinfo) -> CronTrigger:
     """The rule's trigger; ValueError names the field that cannot work (preflight reports it)."""
     minute, hour, day, month, weekdays = rule.cron.split()
-    return CronTrigger(
+    return _CronTrigger(
         minute=minute, hour=hour, day=day, month=month, day_of_week=day_of_week(weekdays), timezone=timezone
     )
+
+
+class _CronTrigger(CronTrigger):  # type: ignore[misc]  # APScheduler 3 ships no types
+    """APScheduler's cron trigger, firing a time the clocks skip at the moment they skip it, as cron does.
+
+    APScheduler reads 02:30 on the night the clocks go forward with the offset before the change, which
+    is 03:30 after it: a rule for 02:30 would fire after a rule for 03:00, and its strategy would win
+    the day.
+    """
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
+        fire = super().get_next_fire_time(previous_fire_time, now)
+        return None if fire is None else _existing(fire)
+
+
+def _existing(fire: datetime) -> datetime:
+    """`fire` if its local time exists, else the instant the clocks jumped over it."""
+    zone = fire.tzinfo
+    wall = fire.replace(tzinfo=None)
+    if zone is None or fire.astimezone(UTC).astimezone(zone).replace(tzinfo=None) == wall:
+        return fire
+    # In a gap fold=1 reads the wall time with the offset after the jump, fold=0 with the one before:
+    # the jump lies between the two readings, and bisection finds it to the second.
+    before = int(fire.replace(fold=1).timestamp())
+    after = int(fire.replace(fold=0).timestamp())
+    offset_after = datetime.fromtimestamp(after, zone).utcoffset()
+    while after - before > 1:
+        middle = (before + after) // 2
+        if datetime.fromtimestamp(middle, zone).utcoffset() == offset_after:
+            after = middle
+        else:
+            before = middle
+    return datetime.fromtimestamp(after, zone)
 
 
 CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
@@ -141,37 +174,60 @@ def request_cycle(scheduler: AsyncIOScheduler) -> None:
 
 
 def active_rule(rules: list[ScheduleRule], now: datetime, timezone: tzinfo) -> ScheduleRule | None:
-    """The rule whose most recent firing is latest: what should be active after a restart at `now`."""
-    best: tuple[datetime, ScheduleRule] | None = None
-    for rule in rules:
-        fired = last_fire_time(rule, now, timezone)
-        if fired is not None and (best is None or fired > best[0]):
-            best = (fired, rule)
+    """The rule whose most recent firing is latest: the one that should be active at `now`.
+
+    The daemon asks this after a restart and whenever a rule fires, so the two always agree, also when
+    a suspend or a clock step made several rules fire at once. Rules firing at the same moment are
+    ordered by their local times (a time the clocks skipped fires at the jump, before the times after
+    it), then by their place in the config: the later one wins, so a general rule followed by its
+    exception (`0 22 * * mon-fri`, then `0 22 * * fri`) means what it says.
+    """
+    best: tuple[tuple[datetime, datetime, int], ScheduleRule] | None = None
+    for index, rule in enumerate(rules):
+        firing = _last_firing(rule, now, timezone)
+        if firing is not None:
+            key = (*firing, index)
+            if best is None or key > best[0]:
+                best = (key, rule)
     return best[1] if best else None
 
 
-LOOKBACK = timedelta(days=8)
+LOOKBACKS = (timedelta(hours=1), timedelta(days=1), timedelta(days=8))
+"""Windows searched, shortest first: a rule firing every minute is found in 60 steps, not 11 520."""
 MAX_FIRINGS = 8 * 24 * 60 + 60
 """A rule fires at most once a minute: more steps than that in the look-back would be a bug looping."""
 
 
 def last_fire_time(rule: ScheduleRule, now: datetime, timezone: tzinfo) -> datetime | None:
-    """Latest firing within the past 8 days, in UTC (APScheduler only looks forward, so step from a
-    week ago).
+    """Latest firing within the past 8 days, in UTC."""
+    firing = _last_firing(rule, now, timezone)
+    return firing[0] if firing else None
+
+
+def _last_firing(rule: ScheduleRule, now: datetime, timezone: tzinfo) -> tuple[datetime, datetime] | None:
+    """(when, local time it was set for) of the latest firing within the past 8 days; APScheduler only
+    looks forward, so this steps from the start of a window.
 
     Steps and comparisons are in UTC: in local time, the second pass of the hour the clocks go back
     is 'earlier' than the first, and a local step of one second from it lands an hour back, which once
     made this loop, and the daemon's start-up, run for ever.
     """
     trigger = cron_trigger(rule, timezone)
-    cursor = (now - LOOKBACK).astimezone(timezone)
-    last: datetime | None = None
-    previous: datetime | None = None
-    for _ in range(MAX_FIRINGS):
-        fire = trigger.get_next_fire_time(previous, cursor)
-        if fire is None or fire > now:
-            break
-        last = fire.astimezone(UTC)
-        previous = fire
-        cursor = (last + timedelta(seconds=1)).astimezone(timezone)
-    return last
+    for lookback in LOOKBACKS:
+        cursor = (now - lookback).astimezone(timezone)
+        last: tuple[datetime, datetime] | None = None
+        previous: datetime | None = None
+        for _ in range(MAX_FIRINGS):
+            # the raw firing keeps the local time it was set for, also when the clocks skipped it
+            set_for = CronTrigger.get_next_fire_time(trigger, previous, cursor)
+            if set_for is None:
+                break
+            fire = _existing(set_for).astimezone(UTC)
+            if fire > now:
+                break
+            last = (fire, set_for.replace(tzinfo=None))
+            previous = set_for
+            cursor = (set_for.astimezone(UTC) + timedelta(seconds=1)).astimezone(timezone)
+        if last is not None:
+            return last
+    return None

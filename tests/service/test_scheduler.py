@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from controller.config import ScheduleRule
@@ -83,3 +83,49 @@ def test_in_the_repeated_hour_the_later_firing_in_real_time_wins() -> None:
 def test_a_schedule_switch_missed_by_a_late_loop_still_happens() -> None:
     scheduler = sched.build(_noop, interval_s=5, rules=[NIGHT], on_rule=_on_rule, timezone=BERLIN)
     assert scheduler.get_job("schedule-0").misfire_grace_time is None
+
+
+def test_of_two_rules_firing_at_the_same_minute_the_later_listed_wins() -> None:
+    """A general rule, then its exception: on Fridays the exception holds, also with ten rules
+    between them (job ids `schedule-2` and `schedule-10` once sorted the other way round)."""
+    weekdays = ScheduleRule(cron="0 22 * * mon-fri", strategy="fast")
+    friday = ScheduleRule(cron="0 22 * * fri", strategy="off")
+    filler = [ScheduleRule(cron="0 12 1 1 *", strategy="pv")] * 9
+    friday_night = datetime(2026, 11, 27, 22, 0, 1, tzinfo=BERLIN).astimezone(UTC)
+    assert sched.active_rule([weekdays, friday], friday_night, BERLIN) == friday
+    assert sched.active_rule([*filler[:2], weekdays, *filler[2:], friday], friday_night, BERLIN) == friday
+    assert sched.active_rule([friday, weekdays], friday_night, BERLIN) == weekdays
+
+
+SPRING_FORWARD = datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
+"""02:00 CET becomes 03:00 CEST in Berlin: 02:00–02:59 does not exist that night."""
+
+
+def test_a_time_the_clocks_skip_fires_at_the_jump_as_in_cron() -> None:
+    night = sched.cron_trigger(ScheduleRule(cron="30 2 * * *", strategy="fast"), BERLIN)
+    evening = datetime(2026, 3, 28, 23, 0, tzinfo=BERLIN)
+    assert night.get_next_fire_time(None, evening) == SPRING_FORWARD  # APScheduler alone: 03:30 CEST
+    after = night.get_next_fire_time(SPRING_FORWARD.astimezone(BERLIN), SPRING_FORWARD.astimezone(BERLIN))
+    assert after == datetime(2026, 3, 30, 2, 30, tzinfo=BERLIN)  # once, then the next night as usual
+
+
+def test_a_skipped_time_comes_before_the_times_after_the_jump() -> None:
+    """`30 2` → fast, then `0 3` → pv: on the night the clocks go forward the day is still pv's,
+    whichever rule is listed first."""
+    cheap_night = ScheduleRule(cron="30 2 * * *", strategy="fast")
+    two = ScheduleRule(cron="0 2 * * *", strategy="fast")
+    morning = ScheduleRule(cron="0 3 * * *", strategy="pv")
+    noon = datetime(2026, 3, 29, 12, 0, tzinfo=BERLIN).astimezone(UTC)
+    assert sched.active_rule([cheap_night, morning], noon, BERLIN) == morning
+    assert sched.active_rule([morning, two], noon, BERLIN) == morning
+    just_after = SPRING_FORWARD + timedelta(minutes=10)
+    assert sched.active_rule([cheap_night], just_after, BERLIN) == cheap_night
+    assert sched.last_fire_time(cheap_night, just_after, BERLIN) == SPRING_FORWARD
+
+
+def test_the_last_firing_of_a_rule_that_fires_every_minute_is_the_last_minute() -> None:
+    every_minute = ScheduleRule(cron="* * * * *", strategy="fast")
+    now = datetime(2026, 11, 25, 12, 0, 30, tzinfo=UTC)
+    assert sched.last_fire_time(every_minute, now, BERLIN) == datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    weekly = ScheduleRule(cron="0 8 * * mon", strategy="fast")
+    assert sched.last_fire_time(weekly, now, BERLIN) == datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
