@@ -258,6 +258,19 @@ class Config(_Table):
     strategy: StrategyConfig = Field(default_factory=StrategyConfig)
     schedule: list[ScheduleRule] = Field(default_factory=list)
 
+    def strategy_for(self, rule: ScheduleRule | None) -> tuple[str, dict[str, Any]]:
+        """(name, parameters) of the strategy to run while `rule` is active (None: no rule).
+
+        A rule naming the `[strategy]` table's strategy starts from that table's parameters and
+        overrides those it sets: the shipped example switches back to `pv` every morning, and a
+        home battery's `reserve_w` tuned there must not be dropped by it.
+        """
+        if rule is None:
+            return self.strategy.name, self.strategy.params
+        if rule.strategy == self.strategy.name:
+            return rule.strategy, {**self.strategy.params, **rule.params}
+        return rule.strategy, dict(rule.params)
+
     @model_validator(mode="after")
     def _consistent(self) -> Config:
         charger, control, site = self.charger, self.control, self.site

@@ -13,6 +13,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from controller.charger.base import Charger, ChargerAuthError, ChargerError, ChargerWriteRefused
@@ -110,26 +111,36 @@ async def run(cfg: Config, devices: Devices, options: RunOptions) -> int:
     log.info("meter: %s", devices.meter.describe())
     try:
         info = await probe(devices.charger, needs_write=not dry_run)
-        controller = _controller(cfg, devices.meter, charger, info or _UNPROBED, options, dry_run)
+        rule = sched.active_rule(cfg.schedule, _now(options.clock), ZoneInfo(cfg.site.timezone))
+        controller = _controller(cfg, rule, devices.meter, charger, info or _UNPROBED, options, dry_run)
         controller.on_cycle = options.on_cycle
         controller.cycle_log_level = options.cycle_log_level
         if options.once:
             result = await controller.cycle()
             return 0 if result.healthy else 1
-        return await _serve(cfg, controller, options, probed=info is not None)
+        return await _serve(cfg, controller, options, probed=info is not None, active=cfg.strategy_for(rule))
     finally:
         await _close(devices)
+
+
+def _now(clock: Clock) -> datetime:
+    return datetime.fromtimestamp(clock.now(), UTC)
 
 
 _UNPROBED = ChargerInfo(phase_count=3, force_1_phase_allowed=False, firmware="not probed yet")
 
 
 def _controller(
-    cfg: Config, meter: Meter, charger: Charger, info: ChargerInfo, options: RunOptions, dry_run: bool
+    cfg: Config,
+    rule: ScheduleRule | None,
+    meter: Meter,
+    charger: Charger,
+    info: ChargerInfo,
+    options: RunOptions,
+    dry_run: bool,
 ) -> Controller:
-    zone = ZoneInfo(cfg.site.timezone)
-    rule = sched.active_rule(cfg.schedule, datetime.fromtimestamp(options.clock.now(), UTC), zone)
-    name, params = (rule.strategy, rule.params) if rule else (cfg.strategy.name, cfg.strategy.params)
+    """The controller, with the strategy of the schedule `rule` active at start-up (None: `[strategy]`)."""
+    name, params = cfg.strategy_for(rule)
     try:
         strategy = load(name, params)
     except StrategyError as exc:
@@ -147,7 +158,15 @@ def _controller(
     )
 
 
-async def _serve(cfg: Config, controller: Controller, options: RunOptions, *, probed: bool) -> int:
+async def _serve(
+    cfg: Config,
+    controller: Controller,
+    options: RunOptions,
+    *,
+    probed: bool,
+    active: tuple[str, dict[str, Any]],
+) -> int:
+    """The loop until stopped; `active` is the (name, parameters) of the strategy the controller runs."""
     stop = options.stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     if options.handle_signals:
@@ -206,12 +225,25 @@ async def _serve(cfg: Config, controller: Controller, options: RunOptions, *, pr
         last_done = loop.time()
         systemd.notify("WATCHDOG=1")
 
-    async def switch(rule: ScheduleRule) -> None:
+    zone = ZoneInfo(cfg.site.timezone)
+
+    async def switch(fired: ScheduleRule) -> None:
+        """Switch to the rule that should be active now, which is not always the one that fired:
+        after a suspend every missed rule fires at once, in no useful order, and rules due at the
+        same minute fire in the order of their job ids. Asking `active_rule`, as a restart does,
+        makes the live daemon and a restart agree."""
+        nonlocal active
+        rule = sched.active_rule(cfg.schedule, _now(options.clock), zone) or fired
+        wanted = cfg.strategy_for(rule)
+        if wanted == active:
+            log.debug("schedule %r fired; strategy %s stays (schedule %r)", fired.cron, wanted[0], rule.cron)
+            return
         try:
-            controller.set_strategy(rule.strategy, load(rule.strategy, rule.params))
+            controller.set_strategy(rule.strategy, load(*wanted))
         except StrategyError as exc:
             log.error("schedule %r: %s", rule.cron, exc)
             return
+        active = wanted
         sched.request_cycle(scheduler)
 
     scheduler = sched.build(
@@ -219,7 +251,7 @@ async def _serve(cfg: Config, controller: Controller, options: RunOptions, *, pr
         interval_s=interval_s,
         rules=cfg.schedule,
         on_rule=switch,
-        timezone=ZoneInfo(cfg.site.timezone),
+        timezone=zone,
     )
 
     def unstick() -> None:

@@ -25,7 +25,7 @@ def preflight(cfg: Config, source: str) -> None:
     if missing is not None:
         problems.append(missing)
     try:
-        load(cfg.strategy.name, cfg.strategy.params)
+        load(*cfg.strategy_for(None))
     except StrategyError as exc:
         problems.append(str(exc))
     zone = ZoneInfo(cfg.site.timezone)
@@ -35,7 +35,7 @@ def preflight(cfg: Config, source: str) -> None:
         except ValueError as exc:
             problems.append(f"schedule.{index}.cron: {rule.cron!r} is not a valid cron expression ({exc})")
         try:
-            load(rule.strategy, rule.params)
+            load(*cfg.strategy_for(rule))
         except StrategyError as exc:
             problems.append(f"schedule.{index} (cron {rule.cron!r}): {exc}")
     if problems:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from controller.cli import EXIT_CONFIG, main
+from controller.config import parse
+from controller.service.preflight import preflight
 
 BASE = """
 [meter]
@@ -79,3 +82,17 @@ def test_the_demo_refuses_what_it_cannot_run_before_starting(
     err = capsys.readouterr().err
     assert expected in err
     assert "Traceback" not in err
+
+
+def test_a_rule_for_another_strategy_is_not_given_the_strategy_tables_parameters() -> None:
+    """`[strategy]` tunes pv; a night rule for `fast` must not fail on pv's `reserve_w`."""
+    cfg = parse(
+        {
+            **tomllib.loads(BASE),
+            "strategy": {"name": "pv", "reserve_w": 300},
+            "schedule": [{"cron": "0 22 * * *", "strategy": "fast"}, {"cron": "0 6 * * *", "strategy": "pv"}],
+        }
+    )
+    preflight(cfg, "config.toml")
+    assert cfg.strategy_for(cfg.schedule[0]) == ("fast", {})
+    assert cfg.strategy_for(cfg.schedule[1]) == ("pv", {"reserve_w": 300})

@@ -1,0 +1,102 @@
+"""Schedule switches in the running daemon, against the emulators, on a clock the test moves.
+
+APScheduler fires the rules by the wall clock, so the test calls the jobs' own functions as the
+scheduler would (after a suspend it calls every missed one at once, in an order of its own).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+import strategies
+from controller.clock import ManualClock
+from controller.config import parse
+from controller.service import daemon
+from controller.service import scheduler as sched
+from controller.service.cycle import CycleResult
+from controller.simulation.meter_emulator import MeterEmulator
+from controller.simulation.peblar_emulator import PeblarEmulator
+
+TOKEN = "f00d" * 16
+BERLIN = ZoneInfo("Europe/Berlin")
+RULES = [
+    {"cron": "0 22 * * mon-fri", "strategy": "fast"},
+    {"cron": "0 22 * * fri", "strategy": "off"},  # the exception, after the general rule
+    {"cron": "0 6 * * *", "strategy": "pv"},
+]
+
+
+async def test_the_live_daemon_switches_to_the_rule_a_restart_would_pick(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    schedulers: list[Any] = []
+    real_build = sched.build
+
+    def build(*args: Any, **kwargs: Any) -> Any:
+        schedulers.append(real_build(*args, **kwargs))
+        return schedulers[-1]
+
+    loaded: list[tuple[str, dict[str, object]]] = []
+    real_load = strategies.load
+
+    def load(name: str, params: Mapping[str, object]) -> strategies.Strategy:
+        loaded.append((name, dict(params)))
+        return real_load(name, params)
+
+    monkeypatch.setattr(sched, "build", build)
+    monkeypatch.setattr(daemon, "load", load)
+    clock = ManualClock(datetime(2026, 11, 27, 22, 0, 30, tzinfo=BERLIN).timestamp())  # a Friday
+    reasons: asyncio.Queue[str] = asyncio.Queue()
+
+    def on_cycle(result: CycleResult) -> None:
+        reasons.put_nowait(result.outcome.decision.reason)
+
+    async def next_strategy() -> str:
+        while not reasons.empty():
+            reasons.get_nowait()
+        return (await asyncio.wait_for(reasons.get(), 10)).split(":")[0]
+
+    async with PeblarEmulator(clock, token=TOKEN) as charger, MeterEmulator("sdm630") as meter:
+        meter.set_values(phase_power_w=(500.0, 500.0, 500.0))
+        cfg = parse(
+            {
+                "site": {"timezone": "Europe/Berlin"},
+                "meter": {"preset": "sdm630", "host": "127.0.0.1", "port": meter.port},
+                "charger": {"url": charger.url, "token": TOKEN},
+                "strategy": {"name": "pv", "reserve_w": 300},
+                "schedule": RULES,
+            }
+        )
+        stop = asyncio.Event()
+        options = daemon.RunOptions(
+            stop=stop, handle_signals=False, on_cycle=on_cycle, interval_s=0.05, clock=clock
+        )
+        run = asyncio.create_task(daemon.run(cfg, daemon.open_devices(cfg), options))
+        try:
+            assert await next_strategy() == "off"  # at start-up Friday's exception wins
+            weekdays = schedulers[0].get_job("schedule-0")
+            await weekdays.func(*weekdays.args)  # fires for Friday 22:00 too
+            assert await next_strategy() == "off"
+
+            # Suspended from Monday 21:00 to Tuesday 23:00: the missed rules fire at once, in the
+            # order of their first missed firing, the morning rule last; the night rule fired last.
+            clock.advance(datetime(2026, 12, 1, 23, 0, tzinfo=BERLIN).timestamp() - clock.now())
+            for job_id in ("schedule-0", "schedule-2"):
+                job = schedulers[0].get_job(job_id)
+                await job.func(*job.args)
+            assert await next_strategy() == "fast"
+
+            clock.advance(8 * 3600)  # Wednesday 07:00
+            morning = schedulers[0].get_job("schedule-2")
+            await morning.func(*morning.args)
+            assert await next_strategy() == "pv"
+        finally:
+            stop.set()
+            assert await asyncio.wait_for(run, 10) == 0
+    assert loaded[-1] == ("pv", {"reserve_w": 300})  # the rule runs pv as [strategy] tunes it
