@@ -13,10 +13,13 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from controller import __version__
 from controller.config import Config, ConfigError, find, load
+
+if TYPE_CHECKING:
+    from pydantic.fields import FieldInfo
 
 EXIT_OK, EXIT_DEVICE, EXIT_CONFIG, EXIT_REFUSED = 0, 1, 2, 3
 
@@ -143,10 +146,20 @@ def _strategies(_: argparse.Namespace) -> int:
             continue
         print(f"{name}: {getattr(cls, 'summary', '(no summary)')}")
         for key, spec in cls.Params.model_fields.items():
-            default: Any = spec.get_default(call_default_factory=True)
             text = f" — {spec.description}" if spec.description else ""
-            print(f"    {key} = {default!r}{text}")
+            print(f"    {key} = {_default(spec)}{text}")
     return EXIT_OK
+
+
+def _default(spec: FieldInfo) -> str:
+    """A parameter's default as the config would write it; a plugin's broken default says so."""
+    if spec.is_required():
+        return "(required, no default)"
+    try:
+        default: Any = spec.get_default(call_default_factory=True)
+    except Exception as exc:  # a plugin's default_factory with a bug: the listing goes on
+        return f"(its default cannot be made: {type(exc).__name__}: {exc})"
+    return repr(default)
 
 
 def _demo_seconds(text: str) -> float:

@@ -109,43 +109,68 @@ def resolve(name: str) -> StrategyClass:
 
 def available() -> dict[str, StrategyClass | StrategyError]:
     """Built-ins and installed plugins, for `peblar-surplus strategies`; a broken plugin is listed
-    with what is wrong with it rather than hiding the others."""
+    with what is wrong with it rather than hiding the others, and so is one whose name is taken."""
     found: dict[str, StrategyClass | StrategyError] = {
         name: _import(target, name) for name, target in BUILTINS.items()
     }
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name not in found:
-            try:
-                found[ep.name] = _load(ep)
-            except StrategyError as exc:
-                found[ep.name] = exc
+        if ep.name in found:
+            label = f"{ep.name} ({ep.value})"
+            taken = "a built-in" if ep.name in BUILTINS else "another installed plugin"
+            found[label] = StrategyError(
+                f"the name {ep.name!r} is taken by {taken}, which `name = {ep.name!r}` runs; "
+                f"use `name = {ep.value!r}` for this one"
+            )
+            continue
+        try:
+            found[ep.name] = _load(ep)
+        except StrategyError as exc:
+            found[ep.name] = exc
     return found
 
 
 def load(name: str, params: Mapping[str, object]) -> Strategy:
     """A ready strategy, its parameters validated by its own model."""
     cls = resolve(name)
+    keys = _keys(cls.Params)
+    # Unknown keys are named by the loader, also for a plugin whose model would ignore them: a typo
+    # must not pass silently. The model validates the rest, so one message names every mistake. A
+    # model that asks for extra keys (`extra="allow"`) gets them all.
+    if cls.Params.model_config.get("extra") == "allow":
+        keys |= set(params)
+    unknown = [key for key in params if key not in keys]
+    problems = [_not_its_parameters(name, cls, unknown)] if unknown else []
+    validated: BaseModel | None = None
     try:
-        validated = cls.Params.model_validate(dict(params))
+        validated = cls.Params.model_validate({k: v for k, v in params.items() if k in keys})
     except ValidationError as exc:
-        errors = exc.errors()
-        unknown = [str(e["loc"][0]) for e in errors if e["type"] == "extra_forbidden" and e["loc"]]
-        problems = [
+        problems += [
             f"strategy.{'.'.join(str(p) for p in error['loc']) or '(table)'}: {error['msg']}"
-            for error in errors
-            if error["type"] != "extra_forbidden"
+            for error in exc.errors()
         ]
-        if unknown:
-            problems.insert(0, _not_its_parameters(name, cls, unknown))
+    except Exception as exc:  # a bug in a plugin's validator or default: exit 2 naming it
+        problems.append(
+            f"strategy.name = {name!r}: its parameters could not be checked ({type(exc).__name__}: {exc})"
+        )
+    if problems or validated is None:
         raise StrategyError(
             f"{'; '.join(problems)} (strategy {name!r}; `peblar-surplus strategies` lists its parameters)"
-        ) from exc
+        )
     try:
         return cls(validated)
     except Exception as exc:  # a plugin's bug: exit 2 naming it, not a traceback systemd restarts
         raise StrategyError(
             f"strategy.name = {name!r}: it could not be created ({type(exc).__name__}: {exc})"
         ) from exc
+
+
+def _keys(model: type[BaseModel]) -> set[str]:
+    """The keys a `Params` model takes: its field names and their aliases."""
+    keys: set[str] = set()
+    for key, spec in model.model_fields.items():
+        keys.add(key)
+        keys.update(a for a in (spec.alias, spec.validation_alias) if isinstance(a, str))
+    return keys
 
 
 def _not_its_parameters(name: str, cls: StrategyClass, unknown: list[str]) -> str:

@@ -6,6 +6,8 @@ only what happens to the returned `Write` (sent, logged, or applied to a model) 
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -55,24 +57,59 @@ def decide(strategy: Decider, state: SiteState) -> Decision:
     """The strategy's decision; if it raises or returns anything but a Decision, the fallback current.
 
     A plugin's bug must not switch the protection off: its cycle still goes through the safety layer,
-    with the same safe current the controller uses when it is blind.
+    with the same safe current the controller uses when it is blind. That holds for a bug in the bug
+    too (an exception whose message cannot be formatted) and for `sys.exit` called in a plugin, which
+    would otherwise escape the cycle before any fuse check.
     """
     try:
         decision = strategy.decide(state)
-    except Exception as exc:  # any bug in any plugin
-        problem = f"{type(exc).__name__}: {exc}"
-    else:
         if (
             isinstance(decision, Decision)
             and isinstance(decision.current_a, (float, int))  # a tuple: faster than int | float
+            and decision.current_a == decision.current_a  # not NaN
             and isinstance(decision.phases, int)
             and isinstance(decision.reason, str)  # the log line of every cycle formats it
         ):
             return decision
-        problem = f"returned {decision!r}, not a Decision(current_a, phases, reason)"
-    fallback = state.limits.fallback_current_a
-    reason = f"{STRATEGY_FAILED} ({problem}): fallback {fallback:g} A"
-    return Decision(fallback, state.active_phases(), reason)
+        return _normalised(decision, state)
+    except (Exception, SystemExit) as exc:  # any bug in any plugin
+        return fallback(state, _described(exc))
+
+
+def fallback(state: SiteState, problem: str) -> Decision:
+    """The decision for a cycle whose strategy failed: the blind fallback current, with the problem."""
+    current = state.limits.fallback_current_a
+    return Decision(current, state.active_phases(), f"{STRATEGY_FAILED} ({problem}): fallback {current:g} A")
+
+
+def _normalised(decision: object, state: SiteState) -> Decision:
+    """A Decision holding numbers of other types (numpy's, from a model) as float and int; anything
+    else, or a current that is not a number (NaN), is a failed strategy."""
+    if (
+        isinstance(decision, Decision)
+        and isinstance(decision.current_a, numbers.Real)
+        and isinstance(decision.phases, numbers.Integral)
+        and isinstance(decision.reason, str)
+    ):
+        current = float(decision.current_a)
+        if not math.isnan(current):
+            return Decision(current, int(decision.phases), decision.reason)
+        return fallback(state, "returned a current of NaN")
+    return fallback(state, f"returned {_shown(decision)}, not a Decision(current_a, phases, reason)")
+
+
+def _described(exc: BaseException) -> str:
+    try:
+        return f"{type(exc).__name__}: {exc}"
+    except Exception:  # its __str__ is broken too
+        return f"{type(exc).__name__} (its message cannot be shown)"
+
+
+def _shown(value: object) -> str:
+    try:
+        return repr(value)
+    except Exception:  # its __repr__ is broken too
+        return f"a {type(value).__name__} that cannot be shown"
 
 
 def step(state: SiteState, strategy: Decider, memory: ControlMemory) -> tuple[Outcome, ControlMemory]:

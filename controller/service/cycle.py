@@ -9,6 +9,7 @@ instead would skip the safety layer, and the car would keep its last current how
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from controller.charger.base import Charger, ChargerError
 from controller.clock import Clock
 from controller.core import control
 from controller.core.commands import Write
+from controller.core.decision import Decision
 from controller.core.safety import SafetyMemory
 from controller.core.state import (
     ChargerInfo,
@@ -40,6 +42,16 @@ class CycleResult:
     written: bool
     healthy: bool
     """The charger answered and any write went through: `run --once` exits 0 only then."""
+
+
+class _TooSlow:
+    """Stands in for a strategy whose answer came too late to act on."""
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+
+    def decide(self, state: SiteState) -> Decision:
+        return control.fallback(state, self.problem)
 
 
 class Controller:
@@ -167,6 +179,13 @@ class Controller:
             charger_health=self.charger_health,
         )
         outcome, memory = control.step(state, self.strategy, self.memory)
+        took = self.clock.now() - now
+        if took > self.limits.stale_after_s:
+            # The strategy ran so long that its readings went stale: acting on them could put a house
+            # load that came meanwhile over the fuse. Blind, as the safety layer is with stale data.
+            state = dataclasses.replace(state, now=now + took)
+            too_slow = _TooSlow(f"decide took {took:.0f} s, longer than stale_after_s")
+            outcome, memory = control.step(state, too_slow, self.memory)
         # the first write after start is ours even when the charger happens to have that limit
         reassert = self.limit_written is not None and _reassert(outcome.write, state)
         written = False

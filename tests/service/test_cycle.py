@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import logging
 from dataclasses import replace
+from fractions import Fraction
 
 import httpx
 import pytest
@@ -289,7 +290,21 @@ class Crashing:
     def decide(self, state: object) -> object:
         if self.answer is None:
             raise ZeroDivisionError("division by zero")
+        if isinstance(self.answer, BaseException):
+            raise self.answer
         return self.answer
+
+
+class ForecastError(Exception):
+    """A bug in the bug: its message uses an attribute nobody set."""
+
+    def __str__(self) -> str:
+        return f"forecast service said {self.detail}"  # type: ignore[attr-defined]
+
+
+class Unshowable:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
 
 
 @pytest.mark.parametrize(
@@ -298,6 +313,10 @@ class Crashing:
         (None, "ZeroDivisionError"),
         ("16 A", "returned '16 A'"),
         (Decision(16, 3, 42), "returned Decision(current_a=16, phases=3, reason=42)"),  # type: ignore[arg-type]
+        (ForecastError(), "ForecastError (its message cannot be shown)"),
+        (Unshowable(), "returned a Unshowable that cannot be shown"),
+        (SystemExit(3), "SystemExit: 3"),
+        (Decision(float("nan"), 3, "model says"), "returned a current of NaN"),
     ],
 )
 async def test_a_failing_strategy_gets_the_fallback_through_the_safety_layer(
@@ -312,6 +331,43 @@ async def test_a_failing_strategy_gets_the_fallback_through_the_safety_layer(
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1
     assert f"STRATEGY FAILED ({problem}" in errors[0]
+
+
+async def test_a_decision_in_other_number_types_is_taken_as_it_means(site: Site) -> None:
+    """A model's output (numpy's floats, a Fraction) is a current all the same."""
+    controller = make(site)
+    controller.set_strategy("model", Crashing(Decision(Fraction(21, 2), 3, "model")))  # type: ignore[arg-type]
+    (result,) = await site.run(5)
+    assert limits_written(site) == [10500]
+    assert result.outcome.decision == Decision(10.5, 3, "model")
+
+
+class Slow:
+    """A plugin that asks a forecast service and waits for it: the clock moves while it decides."""
+
+    def __init__(self, site: Site, seconds: float) -> None:
+        self.site, self.seconds = site, seconds
+
+    def decide(self, state: SiteState) -> Decision:
+        self.site.clock.advance(self.seconds)
+        return Decision(16, 3, "slow: 16 A")
+
+
+async def test_a_strategy_that_answers_after_its_readings_went_stale_gets_the_fallback(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Meanwhile the house may have switched on an oven: 16 A on 30-second-old readings could overload
+    the fuse, so the cycle acts as blind (stale_after_s is 20 s here)."""
+    caplog.set_level(logging.INFO, logger="peblar_surplus")
+    controller = make(site)
+    controller.set_strategy("slow", Slow(site, 30))  # type: ignore[arg-type]
+    (result,) = await site.run(5)
+    assert limits_written(site) == [0]  # the site's fallback current: pause
+    assert "STRATEGY FAILED (decide took 30 s, longer than stale_after_s)" in result.outcome.reason()
+    assert "BLIND" in result.outcome.reason()
+    controller.set_strategy("quick enough", Slow(site, 15))  # type: ignore[arg-type]
+    await site.run(5)
+    assert limits_written(site) == [0, 16000]
 
 
 @pytest.mark.parametrize("device", ["meter", "charger"])

@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 
 import strategies
+from controller.cli import main
 from controller.core.state import ChargerInfo, MeterReading, SiteLimits, SiteState
 from strategies import StrategyError
 
 PLUGIN = """
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, model_validator
 from controller.core.decision import Decision
 
 
@@ -43,6 +44,28 @@ class NotAStrategy:
 class Fragile(Steady):
     def __init__(self, params):
         raise RuntimeError("needs a licence key")
+
+
+class CheckedParams(BaseModel):
+    level: float
+
+    @model_validator(mode="after")
+    def _bug(self):
+        if self.level > 5:
+            raise RuntimeError("validator bug")
+        return self
+
+
+class Checked(Steady):
+    Params = CheckedParams
+
+
+class BadDefaultParams(BaseModel):
+    start: float = Field(default_factory=lambda: 1 / 0)
+
+
+class BadDefault(Steady):
+    Params = BadDefaultParams
 """
 
 
@@ -58,6 +81,8 @@ def plugin_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
         "steady = steady_plugin:Steady\n"
         "broken = steady_plugin_missing:Steady\n"
         "bogus = steady_plugin:NotAStrategy\n"
+        "pv = steady_plugin:Steady\n"
+        "baddefault = steady_plugin:BadDefault\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     yield tmp_path
@@ -132,3 +157,41 @@ def test_a_plugin_whose_constructor_raises_is_a_strategy_error(plugin_path: Path
         StrategyError, match=r"'steady_plugin:Fragile': it could not be created \(RuntimeError: needs"
     ):
         strategies.load("steady_plugin:Fragile", {})
+
+
+def test_a_typo_in_a_plugins_parameters_is_named_even_if_its_model_would_ignore_it(plugin_path: Path) -> None:
+    """`Steady.Params` does not forbid extra keys; `curent_a` must not run the plugin on its default."""
+    typo = r"strategy.curent_a: not a parameter of 'steady' \(did you mean current_a"
+    with pytest.raises(StrategyError, match=typo):
+        strategies.load("steady", {"curent_a": 6})
+
+
+def test_a_bug_in_a_plugins_parameter_model_is_a_strategy_error(plugin_path: Path) -> None:
+    """A RuntimeError from its validator or its default once escaped as a traceback with exit 1,
+    which systemd restarts for ever."""
+    with pytest.raises(StrategyError, match=r"could not be checked \(RuntimeError: validator bug\)"):
+        strategies.load("steady_plugin:Checked", {"level": 9})
+    with pytest.raises(StrategyError, match=r"could not be checked \(ZeroDivisionError"):
+        strategies.load("baddefault", {})
+
+
+def test_a_plugin_named_like_a_built_in_is_listed_as_shadowed_with_the_name_that_reaches_it(
+    plugin_path: Path,
+) -> None:
+    listed = strategies.available()
+    assert strategies.resolve("pv").__name__ == "Pv"  # the built-in keeps its name
+    shadowed = listed["pv (steady_plugin:Steady)"]
+    assert isinstance(shadowed, StrategyError)
+    assert "taken by a built-in" in str(shadowed)
+    assert "name = 'steady_plugin:Steady'" in str(shadowed)
+
+
+def test_the_strategies_listing_survives_a_broken_default_and_shows_required_parameters(
+    plugin_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(strategies.BUILTINS, "checked", "steady_plugin:Checked")
+    assert main(["strategies"]) == 0
+    out = capsys.readouterr().out
+    assert "    level = (required, no default)" in out
+    assert "    start = (its default cannot be made: ZeroDivisionError: division by zero)" in out
+    assert "steady: always the same current" in out  # listed after the broken one
