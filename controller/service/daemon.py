@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from controller.charger.base import Charger, ChargerAuthError, ChargerError, ChargerWriteRefused
 from controller.charger.dry_run import DryRunCharger
 from controller.clock import Clock, SystemClock
-from controller.config import Config, ScheduleRule
+from controller.config import Config, ConfigError, ScheduleRule, redacted
 from controller.core.state import ChargerInfo
 from controller.meter.base import Meter
 from controller.service import scheduler as sched
@@ -143,8 +143,8 @@ def _controller(
     name, params = cfg.strategy_for(rule)
     try:
         strategy = load(name, params)
-    except StrategyError as exc:
-        raise StartupError(str(exc)) from exc
+    except StrategyError as exc:  # preflight made it once; a plugin may refuse a second instance
+        raise ConfigError(redacted(str(exc))) from exc
     log.info("strategy %s%s", name, f" (from schedule {rule.cron!r})" if rule else "")
     return Controller(
         meter=meter,

@@ -96,3 +96,40 @@ def test_a_rule_for_another_strategy_is_not_given_the_strategy_tables_parameters
     preflight(cfg, "config.toml")
     assert cfg.strategy_for(cfg.schedule[0]) == ("fast", {})
     assert cfg.strategy_for(cfg.schedule[1]) == ("pv", {"reserve_w": 300})
+
+
+ONCE = """
+from pydantic import BaseModel
+from controller.core.decision import Decision
+
+made = []
+
+
+class Once:
+    class Params(BaseModel):
+        pass
+
+    summary = "refuses a second instance"
+
+    def __init__(self, params):
+        if made:
+            raise RuntimeError("already running")
+        made.append(self)
+
+    def decide(self, state):
+        return Decision(0, 3, "once")
+"""
+
+
+def test_a_strategy_that_fails_only_at_start_up_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Preflight made it once; the daemon's own instance fails. Exit 3 said "the charger refuses"."""
+    (tmp_path / "once_plugin.py").write_text(ONCE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = tmp_path / "config.toml"
+    path.write_text(BASE + "[strategy]\nname = 'once_plugin:Once'\n", encoding="utf-8")
+    assert main(["run", "--once", "-c", str(path)]) == EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert "configuration error: strategy.name = 'once_plugin:Once': it could not be created" in err
+    assert "already running" in err
