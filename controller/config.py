@@ -28,12 +28,12 @@ from pydantic import (
 )
 
 from controller.core.state import SiteLimits
+from controller.errortext import TOKEN_LIKE
 from controller.meter.settings import MeterSettings
 
 ENV_CONFIG = "PEBLAR_SURPLUS_CONFIG"
 ENV_TOKEN = "PEBLAR_SURPLUS_TOKEN"  # noqa: S105 - the variable's name, not a secret
 SYSTEM_CONFIG = Path("/etc/peblar-surplus/config.toml")
-TOKEN_LIKE = re.compile(r"[A-Za-z0-9_+=]{40,}")
 """A Peblar token is 64 letters and digits; a run of 40 or more in an error message is taken for one.
 Not counting `-` or `.`, so the UUID of a mounted disk or a host name in a path stays readable."""
 CHARGER_REQUESTS_PER_S = 5
@@ -102,6 +102,8 @@ class ChargerConfig(_Table):
             raise ValueError(f"{value!r} is not a valid URL ({exc}); {example}") from None
         if not parts.hostname or port == 0 or max(map(len, parts.hostname.split("."))) > 63:
             raise ValueError(f"{value!r} names no host; {example}")
+        if TOKEN_LIKE.search(parts.hostname):
+            raise ValueError(f"{value!r}: its host name looks like an API token; {example}")
         if parts.path.rstrip("/").startswith("/api"):
             raise ValueError(f"{value!r}: give only the charger's address, the API path is added; {example}")
         if parts.query or parts.fragment or parts.username or parts.password or TOKEN_LIKE.search(parts.path):

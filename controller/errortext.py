@@ -3,6 +3,11 @@
 
 from __future__ import annotations
 
+import re
+
+TOKEN_LIKE = re.compile(r"[A-Za-z0-9_+=]{40,}")
+"""What a Peblar API token looks like to the redaction and to the host checks: 40 or more of these."""
+
 
 def one_line(text: str, limit: int | None = None) -> str:
     """`text` with its whitespace, newlines included, collapsed; cut at `limit` characters if given."""

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from controller.errortext import TOKEN_LIKE
 from controller.meter.registers import RegisterMap
 
 PresetName = Literal[
@@ -52,7 +53,8 @@ class MeterSettings(BaseModel):
     @field_validator("host")
     @classmethod
     def _host(cls, value: str | None) -> str | None:
-        """A DNS label has at most 63 characters, so a pasted token or URL is caught here, not at connect."""
+        """A DNS label has at most 63 characters and no host name is a run of 40 letters and digits, so
+        a pasted token or URL is caught here, not at connect."""
         if value is None:
             return None
         value = value.strip()
@@ -66,7 +68,11 @@ class MeterSettings(BaseModel):
             value = value[1:-1]  # an IPv6 literal as written in a URL
         if value.count(":") == 1:
             raise ValueError(f"{value!r}: give the port as meter.port, not after the host")
-        if any(c.isspace() or c in "/@" for c in value) or max(map(len, value.split("."))) > 63:
+        if (
+            any(c.isspace() or c in "/@" for c in value)
+            or max(map(len, value.split("."))) > 63
+            or TOKEN_LIKE.search(value)
+        ):
             raise ValueError(
                 f"{value!r} is not a host name or IP address; give the meter's, inverter's or "
                 "gateway's address, e.g. 192.168.1.60"

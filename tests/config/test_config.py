@@ -229,9 +229,17 @@ def test_a_token_pasted_into_the_wrong_key_is_not_shown(
     assert "3f9a3f9a" not in str(err.value)
 
 
-def test_a_token_pasted_into_the_meter_host_is_refused_without_showing_it() -> None:
+@pytest.mark.parametrize("token", [TOKEN_64, TOKEN_64[:45]])  # 45: short enough for a DNS label
+def test_a_token_pasted_into_the_meter_host_is_refused_without_showing_it(token: str) -> None:
     with pytest.raises(ConfigError, match=r"meter\.host: .*not a host name") as err:
-        parse({"meter": {"preset": "sdm630", "host": TOKEN_64}, "charger": {"url": "http://c", "token": "x"}})
+        parse({"meter": {"preset": "sdm630", "host": token}, "charger": {"url": "http://c", "token": "x"}})
+    assert "3f9a3f9a" not in str(err.value)
+
+
+def test_a_token_pasted_as_the_charger_host_is_refused_without_showing_it() -> None:
+    charger = {"url": f"http://{TOKEN_64[:45]}", "token": "x"}
+    with pytest.raises(ConfigError, match=r"charger\.url: .*looks like an API token") as err:
+        parse({"meter": {"preset": "sdm630", "host": "h"}, "charger": charger})
     assert "3f9a3f9a" not in str(err.value)
 
 
