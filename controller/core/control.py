@@ -113,7 +113,12 @@ def _shown(value: object) -> str:
 
 
 def step(state: SiteState, strategy: Decider, memory: ControlMemory) -> tuple[Outcome, ControlMemory]:
-    decision = decide(strategy, state)
+    return decided(decide(strategy, state), state, memory)
+
+
+def decided(decision: Decision, state: SiteState, memory: ControlMemory) -> tuple[Outcome, ControlMemory]:
+    """The rest of `step` for a decision already made: the daemon runs `decide` in a thread of its own,
+    so that a strategy that hangs cannot hold the loop, and the fuse check with it."""
     command, safety_memory, notes = safety.apply(decision, state, memory.safety)
     write = diff(
         command,

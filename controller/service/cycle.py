@@ -9,8 +9,9 @@ instead would skip the safety layer, and the car would keep its last current how
 from __future__ import annotations
 
 import asyncio
-import dataclasses
+import contextlib
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -44,14 +45,23 @@ class CycleResult:
     """The charger answered and any write went through: `run --once` exits 0 only then."""
 
 
-class _TooSlow:
-    """Stands in for a strategy whose answer came too late to act on."""
+def _in_thread(strategy: Strategy, state: SiteState) -> asyncio.Future[Decision]:
+    """`control.decide(strategy, state)` in a daemon thread: one that never returns must not keep the process
+    from exiting either, as a worker of asyncio's default executor would."""
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[Decision] = loop.create_future()
 
-    def __init__(self, problem: str) -> None:
-        self.problem = problem
+    def deliver(decision: Decision) -> None:
+        if not answer.done():
+            answer.set_result(decision)
 
-    def decide(self, state: SiteState) -> Decision:
-        return control.fallback(state, self.problem)
+    def work() -> None:
+        decision = control.decide(strategy, state)  # every failure of the strategy becomes a Decision
+        with contextlib.suppress(RuntimeError):  # the loop closed while it ran: nobody is waiting
+            loop.call_soon_threadsafe(deliver, decision)
+
+    threading.Thread(target=work, name="strategy-decide", daemon=True).start()
+    return answer
 
 
 class Controller:
@@ -87,6 +97,9 @@ class Controller:
         self.on_cycle: Callable[[CycleResult], None] | None = None
         self.cycle_log_level = logging.INFO
         """Level of the ordinary cycle line (BLIND and STRATEGY FAILED keep theirs): the demo lowers it."""
+        self.deciding: asyncio.Future[Decision] | None = None
+        """A decide still running from an earlier cycle, and since when on the clock."""
+        self.deciding_since = 0.0
         self.limit_written: int | None = None
         self.unapplied = 0
         """Reads in a row that did not show the limit last written."""
@@ -95,6 +108,7 @@ class Controller:
         log.info("strategy %s → %s", self.strategy_name, name)
         self.strategy = strategy
         self.strategy_name = name
+        self.deciding = None  # the new strategy is not the one still deciding, if one is
 
     async def _read_meter(self, now: float) -> None:
         try:
@@ -178,14 +192,7 @@ class Controller:
             meter_health=self.meter_health,
             charger_health=self.charger_health,
         )
-        outcome, memory = control.step(state, self.strategy, self.memory)
-        took = self.clock.now() - now
-        if took > self.limits.stale_after_s:
-            # The strategy ran so long that its readings went stale: acting on them could put a house
-            # load that came meanwhile over the fuse. Blind, as the safety layer is with stale data.
-            state = dataclasses.replace(state, now=now + took)
-            too_slow = _TooSlow(f"decide took {took:.0f} s, longer than stale_after_s")
-            outcome, memory = control.step(state, too_slow, self.memory)
+        outcome, memory = control.decided(await self._decide(state), state, self.memory)
         # the first write after start is ours even when the charger happens to have that limit
         reassert = self.limit_written is not None and _reassert(outcome.write, state)
         written = False
@@ -211,6 +218,28 @@ class Controller:
         if self.on_cycle is not None:
             self.on_cycle(result)
         return result
+
+    async def _decide(self, state: SiteState) -> Decision:
+        """The strategy's decision, made in a thread of its own.
+
+        A plugin that calls a web service, or loops, would otherwise hold the event loop: no cycle, no
+        fuse check, no shutdown on SIGTERM, and the charger at its last limit. Waited for up to
+        `stale_after_s` in real time, the age up to which readings may be acted on; a later answer is
+        dropped, and until it comes every cycle gets the fallback without asking again.
+        """
+        if self.deciding is not None:
+            if not self.deciding.done():
+                busy = self.clock.now() - self.deciding_since
+                return control.fallback(state, f"decide has not answered for {busy:.0f} s")
+            self.deciding = None  # it answered at last, too late to act on
+        started = self.clock.now()
+        answer = _in_thread(self.strategy, state)
+        limit_s = self.limits.stale_after_s
+        done, _ = await asyncio.wait({answer}, timeout=limit_s)
+        if done:
+            return answer.result()
+        self.deciding, self.deciding_since = answer, started
+        return control.fallback(state, f"decide has not answered within stale_after_s {limit_s:g} s")
 
     async def _write(self, write: Write) -> bool:
         try:

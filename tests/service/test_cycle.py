@@ -9,8 +9,10 @@ comes from the two scripted devices below.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
+import threading
 from dataclasses import replace
 from fractions import Fraction
 
@@ -342,31 +344,39 @@ async def test_a_decision_in_other_number_types_is_taken_as_it_means(site: Site)
     assert result.outcome.decision == Decision(10.5, 3, "model")
 
 
-class Slow:
-    """A plugin that asks a forecast service and waits for it: the clock moves while it decides."""
+class Hanging:
+    """A plugin waiting for a web service that does not answer, until the test lets it go."""
 
-    def __init__(self, site: Site, seconds: float) -> None:
-        self.site, self.seconds = site, seconds
+    def __init__(self) -> None:
+        self.calls = 0
+        self.release = threading.Event()
 
     def decide(self, state: SiteState) -> Decision:
-        self.site.clock.advance(self.seconds)
-        return Decision(16, 3, "slow: 16 A")
+        self.calls += 1
+        self.release.wait(30)
+        return Decision(16, 3, "hanging: 16 A")
 
 
-async def test_a_strategy_that_answers_after_its_readings_went_stale_gets_the_fallback(
+async def test_a_strategy_that_hangs_does_not_hold_the_cycle_and_gets_the_fallback(
     site: Site, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Meanwhile the house may have switched on an oven: 16 A on 30-second-old readings could overload
-    the fuse, so the cycle acts as blind (stale_after_s is 20 s here)."""
+    """Waited for up to stale_after_s (0.3 s here, in real time: the thread is real), then the fallback,
+    every cycle until it answers; its late answer is dropped, and the cycle after asks it again."""
     caplog.set_level(logging.INFO, logger="peblar_surplus")
     controller = make(site)
-    controller.set_strategy("slow", Slow(site, 30))  # type: ignore[arg-type]
-    (result,) = await site.run(5)
-    assert limits_written(site) == [0]  # the site's fallback current: pause
-    assert "STRATEGY FAILED (decide took 30 s, longer than stale_after_s)" in result.outcome.reason()
-    assert "BLIND" in result.outcome.reason()
-    controller.set_strategy("quick enough", Slow(site, 15))  # type: ignore[arg-type]
+    controller.limits = replace(controller.limits, stale_after_s=0.3)
+    hanging = Hanging()
+    controller.set_strategy("hanging", hanging)  # type: ignore[arg-type]
+    first, second = await site.run(10)
+    assert "STRATEGY FAILED (decide has not answered within stale_after_s 0.3 s)" in first.outcome.reason()
+    assert "STRATEGY FAILED (decide has not answered for 5 s)" in second.outcome.reason()
+    assert hanging.calls == 1  # not asked again while it is still busy
+    assert limits_written(site) == [0]  # the site's fallback current, through the fuse check
+    hanging.release.set()
+    assert controller.deciding is not None
+    await asyncio.wait_for(controller.deciding, 5)  # the thread delivers its answer through the loop
     await site.run(5)
+    assert hanging.calls == 2
     assert limits_written(site) == [0, 16000]
 
 
