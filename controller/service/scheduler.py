@@ -227,7 +227,9 @@ def _last_firing(rule: ScheduleRule, now: datetime, timezone: tzinfo) -> tuple[d
                 break
             last = (fire, set_for.replace(tzinfo=None))
             previous = set_for
-            cursor = (set_for.astimezone(UTC) + timedelta(seconds=1)).astimezone(timezone)
+            # on from the instant it fired: a skipped 02:30 reads as 03:30 after the jump, and stepping
+            # on from there would pass over a 03:30 firing of the same rule
+            cursor = (fire + timedelta(seconds=1)).astimezone(timezone)
         if last is not None:
             return last
     return None

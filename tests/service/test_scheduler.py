@@ -123,6 +123,15 @@ def test_a_skipped_time_comes_before_the_times_after_the_jump() -> None:
     assert sched.last_fire_time(cheap_night, just_after, BERLIN) == SPRING_FORWARD
 
 
+def test_after_a_skipped_time_the_same_rule_fires_again_after_the_jump() -> None:
+    """`30 2,3`: 02:30 is skipped (it fires at the jump), 03:30 CEST still comes."""
+    both = ScheduleRule(cron="30 2,3 * * *", strategy="fast")
+    morning = ScheduleRule(cron="0 3 * * *", strategy="pv")
+    at = datetime(2026, 3, 29, 3, 45, tzinfo=BERLIN).astimezone(UTC)
+    assert sched.last_fire_time(both, at, BERLIN) == datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
+    assert sched.active_rule([both, morning], at, BERLIN) == both
+
+
 def test_the_last_firing_of_a_rule_that_fires_every_minute_is_the_last_minute() -> None:
     every_minute = ScheduleRule(cron="* * * * *", strategy="fast")
     now = datetime(2026, 11, 25, 12, 0, 30, tzinfo=UTC)
