@@ -17,7 +17,7 @@ from difflib import get_close_matches
 from importlib.metadata import EntryPoint, entry_points
 from typing import ClassVar, Protocol, cast
 
-from pydantic import BaseModel, ValidationError
+from pydantic import AliasChoices, AliasPath, BaseModel, ValidationError
 
 from controller.core.decision import Decision
 from controller.core.state import SiteState
@@ -132,26 +132,30 @@ def available() -> dict[str, StrategyClass | StrategyError]:
 def load(name: str, params: Mapping[str, object]) -> Strategy:
     """A ready strategy, its parameters validated by its own model."""
     cls = resolve(name)
-    keys = _keys(cls.Params)
-    # Unknown keys are named by the loader, also for a plugin whose model would ignore them: a typo
-    # must not pass silently. The model validates the rest, so one message names every mistake. A
-    # model that asks for extra keys (`extra="allow"`) gets them all.
-    if cls.Params.model_config.get("extra") == "allow":
-        keys |= set(params)
-    unknown = [key for key in params if key not in keys]
-    problems = [_not_its_parameters(name, cls, unknown)] if unknown else []
+    # A model that forbids extra keys (the built-ins do) or allows them judges them itself. One that
+    # would ignore them, pydantic's default, gets them named here: a typo must not pass silently.
+    # The model validates the rest, so one message names every mistake.
+    unknown: list[str] = []
+    if cls.Params.model_config.get("extra") not in ("forbid", "allow"):
+        keys = _keys(cls.Params)
+        unknown = [key for key in params if key not in keys]
     validated: BaseModel | None = None
+    problems: list[str] = []
     try:
-        validated = cls.Params.model_validate({k: v for k, v in params.items() if k in keys})
+        validated = cls.Params.model_validate({k: v for k, v in params.items() if k not in unknown})
     except ValidationError as exc:
-        problems += [
-            f"strategy.{'.'.join(str(p) for p in error['loc']) or '(table)'}: {error['msg']}"
-            for error in exc.errors()
-        ]
+        for error in exc.errors():
+            if error["type"] == "extra_forbidden" and len(error["loc"]) == 1:
+                unknown.append(str(error["loc"][0]))
+            else:
+                where = ".".join(str(part) for part in error["loc"]) or "(table)"
+                problems.append(f"strategy.{where}: {error['msg']}")
     except Exception as exc:  # a bug in a plugin's validator or default: exit 2 naming it
         problems.append(
             f"strategy.name = {name!r}: its parameters could not be checked ({type(exc).__name__}: {exc})"
         )
+    if unknown:
+        problems.insert(0, _not_its_parameters(name, cls, unknown))
     if problems or validated is None:
         raise StrategyError(
             f"{'; '.join(problems)} (strategy {name!r}; `peblar-surplus strategies` lists its parameters)"
@@ -165,11 +169,16 @@ def load(name: str, params: Mapping[str, object]) -> Strategy:
 
 
 def _keys(model: type[BaseModel]) -> set[str]:
-    """The keys a `Params` model takes: its field names and their aliases."""
+    """The keys a `Params` model takes: its field names and every name its aliases accept."""
     keys: set[str] = set()
     for key, spec in model.model_fields.items():
         keys.add(key)
-        keys.update(a for a in (spec.alias, spec.validation_alias) if isinstance(a, str))
+        for alias in (spec.alias, spec.validation_alias):
+            choices = alias.choices if isinstance(alias, AliasChoices) else [alias]
+            for choice in choices:
+                first = choice.path[0] if isinstance(choice, AliasPath) else choice
+                if isinstance(first, str):
+                    keys.add(first)
     return keys
 
 

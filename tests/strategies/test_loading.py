@@ -16,9 +16,10 @@ import strategies
 from controller.cli import main
 from controller.core.state import ChargerInfo, MeterReading, SiteLimits, SiteState
 from strategies import StrategyError
+from strategies.pv import Pv
 
 PLUGIN = """
-from pydantic import BaseModel, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 from controller.core.decision import Decision
 
 
@@ -66,6 +67,31 @@ class BadDefaultParams(BaseModel):
 
 class BadDefault(Steady):
     Params = BadDefaultParams
+
+
+class AliasedParams(BaseModel):
+    current_a: float = Field(7.0, validation_alias=AliasChoices("current_a", "amps"))
+
+
+class Aliased(Steady):
+    Params = AliasedParams
+
+
+class RenamingParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    current_a: float = 7.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_name(cls, data):
+        if isinstance(data, dict) and "amps" in data:
+            data = {**data, "current_a": data["amps"]}
+            del data["amps"]
+        return data
+
+
+class Renaming(Steady):
+    Params = RenamingParams
 """
 
 
@@ -179,7 +205,7 @@ def test_a_plugin_named_like_a_built_in_is_listed_as_shadowed_with_the_name_that
     plugin_path: Path,
 ) -> None:
     listed = strategies.available()
-    assert strategies.resolve("pv").__name__ == "Pv"  # the built-in keeps its name
+    assert isinstance(strategies.load("pv", {}), Pv)  # the built-in keeps its name
     shadowed = listed["pv (steady_plugin:Steady)"]
     assert isinstance(shadowed, StrategyError)
     assert "taken by a built-in" in str(shadowed)
@@ -195,3 +221,11 @@ def test_the_strategies_listing_survives_a_broken_default_and_shows_required_par
     assert "    level = (required, no default)" in out
     assert "    start = (its default cannot be made: ZeroDivisionError: division by zero)" in out
     assert "steady: always the same current" in out  # listed after the broken one
+
+
+def test_a_plugins_own_names_for_its_parameters_are_taken(plugin_path: Path) -> None:
+    """An alias, and a model that forbids unknown keys but renames an old one itself."""
+    assert strategies.load("steady_plugin:Aliased", {"amps": 9}).decide(_state()).current_a == 9
+    assert strategies.load("steady_plugin:Renaming", {"amps": 8}).decide(_state()).current_a == 8
+    with pytest.raises(StrategyError, match=r"strategy.amp: not a parameter"):
+        strategies.load("steady_plugin:Renaming", {"amp": 8})
