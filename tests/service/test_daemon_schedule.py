@@ -80,9 +80,11 @@ async def test_the_live_daemon_switches_to_the_rule_a_restart_would_pick(
         run = asyncio.create_task(daemon.run(cfg, daemon.open_devices(cfg), options))
         try:
             assert await next_strategy() == "off"  # at start-up Friday's exception wins
+            made = len(loaded)
             weekdays = schedulers[0].get_job("schedule-0")
             await weekdays.func(*weekdays.args)  # fires for Friday 22:00 too
             assert await next_strategy() == "off"
+            assert len(loaded) == made  # the strategy in force keeps running, its timers with it
 
             # Suspended from Monday 21:00 to Tuesday 23:00: the missed rules fire at once, in the
             # order of their first missed firing, the morning rule last; the night rule fired last.
