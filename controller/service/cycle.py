@@ -45,9 +45,15 @@ class CycleResult:
     """The charger answered and any write went through: `run --once` exits 0 only then."""
 
 
+DECIDE_BUDGET_S = 1.0
+"""Real seconds a strategy's decide may take before its cycle goes on with the fallback (less when
+`stale_after_s` is shorter). The built-ins take tens of microseconds; a decide that needs seconds is
+doing I/O, and while a cycle waits for it no other cycle runs, fuse checks included."""
+
+
 def _in_thread(strategy: Strategy, state: SiteState) -> asyncio.Future[Decision]:
-    """`control.decide(strategy, state)` in a daemon thread: one that never returns must not keep the process
-    from exiting either, as a worker of asyncio's default executor would."""
+    """`control.decide(strategy, state)` in a daemon thread: one that never returns must not keep the
+    process from exiting either, as a worker of asyncio's default executor would."""
     loop = asyncio.get_running_loop()
     answer: asyncio.Future[Decision] = loop.create_future()
 
@@ -56,11 +62,17 @@ def _in_thread(strategy: Strategy, state: SiteState) -> asyncio.Future[Decision]
             answer.set_result(decision)
 
     def work() -> None:
-        decision = control.decide(strategy, state)  # every failure of the strategy becomes a Decision
+        try:
+            decision = control.decide(strategy, state)  # turns the strategy's failures into a Decision
+        except BaseException as exc:  # what even that lets through (KeyboardInterrupt, GeneratorExit)
+            decision = control.fallback(state, f"{type(exc).__name__} in decide")
         with contextlib.suppress(RuntimeError):  # the loop closed while it ran: nobody is waiting
             loop.call_soon_threadsafe(deliver, decision)
 
-    threading.Thread(target=work, name="strategy-decide", daemon=True).start()
+    try:
+        threading.Thread(target=work, name="strategy-decide", daemon=True).start()
+    except RuntimeError as exc:  # "can't start new thread": the cycle still gets its fuse check
+        deliver(control.fallback(state, f"decide could not be started ({exc})"))
     return answer
 
 
@@ -224,22 +236,24 @@ class Controller:
 
         A plugin that calls a web service, or loops, would otherwise hold the event loop: no cycle, no
         fuse check, no shutdown on SIGTERM, and the charger at its last limit. Waited for up to
-        `stale_after_s` in real time, the age up to which readings may be acted on; a later answer is
-        dropped, and until it comes every cycle gets the fallback without asking again.
+        `DECIDE_BUDGET_S`; a later answer is dropped, and until it comes every cycle gets the fallback
+        without asking again, so the cycles keep their pace.
         """
         if self.deciding is not None:
+            busy = self.clock.now() - self.deciding_since
             if not self.deciding.done():
-                busy = self.clock.now() - self.deciding_since
                 return control.fallback(state, f"decide has not answered for {busy:.0f} s")
-            self.deciding = None  # it answered at last, too late to act on
-        started = self.clock.now()
-        answer = _in_thread(self.strategy, state)
-        limit_s = self.limits.stale_after_s
-        done, _ = await asyncio.wait({answer}, timeout=limit_s)
+            log.warning("strategy %s answered after up to %.0f s, too late to use", self.strategy_name, busy)
+            self.deciding = None
+        strategy, started = self.strategy, self.clock.now()
+        answer = _in_thread(strategy, state)
+        budget_s = min(DECIDE_BUDGET_S, self.limits.stale_after_s)
+        done, _ = await asyncio.wait({answer}, timeout=budget_s)
         if done:
             return answer.result()
-        self.deciding, self.deciding_since = answer, started
-        return control.fallback(state, f"decide has not answered within stale_after_s {limit_s:g} s")
+        if self.strategy is strategy:  # else a schedule switched strategies during the wait
+            self.deciding, self.deciding_since = answer, started
+        return control.fallback(state, f"decide has not answered within {budget_s:g} s")
 
     async def _write(self, write: Write) -> bool:
         try:

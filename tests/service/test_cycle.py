@@ -360,24 +360,75 @@ class Hanging:
 async def test_a_strategy_that_hangs_does_not_hold_the_cycle_and_gets_the_fallback(
     site: Site, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Waited for up to stale_after_s (0.3 s here, in real time: the thread is real), then the fallback,
-    every cycle until it answers; its late answer is dropped, and the cycle after asks it again."""
+    """Waited for up to its budget (0.3 s here, in real time: the thread is real), then the fallback
+    through the fuse check, every cycle until it answers; its late answer is dropped, and the cycle
+    after asks it again."""
     caplog.set_level(logging.INFO, logger="peblar_surplus")
+    controller = make(site)
+    controller.limits = replace(controller.limits, stale_after_s=0.3, fallback_current_a=8)
+    site.house_w = (5000.0, 5000.0, 5000.0)  # 21.7 A a phase: the 8 A fallback does not fit the fuse
+    hanging = Hanging()
+    controller.set_strategy("hanging", hanging)  # type: ignore[arg-type]
+    first, second = await site.run(10)
+    assert "STRATEGY FAILED (decide has not answered within 0.3 s): fallback 8 A" in first.outcome.reason()
+    assert "fuse: headroom" in first.outcome.reason()
+    assert "STRATEGY FAILED (decide has not answered for 5 s)" in second.outcome.reason()
+    assert hanging.calls == 1  # not asked again while it is still busy
+    assert limits_written(site) == [0]
+    hanging.release.set()
+    assert controller.deciding is not None
+    await asyncio.wait_for(controller.deciding, 5)  # the thread delivers its answer through the loop
+    site.house_w = (300.0, 300.0, 300.0)
+    await site.run(5)
+    assert hanging.calls == 2
+    assert limits_written(site) == [0, 16000]
+    assert "strategy hanging answered after up to 10 s, too late to use" in caplog.text
+
+
+async def test_a_strategy_switched_to_during_the_wait_is_asked_at_once(site: Site) -> None:
+    """A schedule switching away from a hanging plugin is the way out of it."""
     controller = make(site)
     controller.limits = replace(controller.limits, stale_after_s=0.3)
     hanging = Hanging()
     controller.set_strategy("hanging", hanging)  # type: ignore[arg-type]
-    first, second = await site.run(10)
-    assert "STRATEGY FAILED (decide has not answered within stale_after_s 0.3 s)" in first.outcome.reason()
-    assert "STRATEGY FAILED (decide has not answered for 5 s)" in second.outcome.reason()
-    assert hanging.calls == 1  # not asked again while it is still busy
-    assert limits_written(site) == [0]  # the site's fallback current, through the fuse check
-    hanging.release.set()
-    assert controller.deciding is not None
-    await asyncio.wait_for(controller.deciding, 5)  # the thread delivers its answer through the loop
+    asyncio.get_running_loop().call_later(0.1, controller.set_strategy, "fast", load("fast", {}))
     await site.run(5)
-    assert hanging.calls == 2
-    assert limits_written(site) == [0, 16000]
+    (after,) = await site.run(5)
+    assert after.outcome.decision.reason.startswith("fast")
+    hanging.release.set()
+
+
+class Interrupted:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def decide(self, state: SiteState) -> Decision:
+        self.calls += 1
+        raise KeyboardInterrupt("plugin interrupted")
+
+
+async def test_what_even_the_strategy_check_lets_through_fails_that_cycle_only(site: Site) -> None:
+    controller = make(site)
+    interrupted = Interrupted()
+    controller.set_strategy("interrupted", interrupted)  # type: ignore[arg-type]
+    first, second = await site.run(10)
+    assert "STRATEGY FAILED (KeyboardInterrupt in decide)" in first.outcome.reason()
+    assert "STRATEGY FAILED (KeyboardInterrupt in decide)" in second.outcome.reason()
+    assert interrupted.calls == 2  # asked again: it did answer, with an exception
+
+
+async def test_a_thread_that_cannot_start_still_gives_the_cycle_its_fallback(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make(site)
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    (result,) = await site.run(5)
+    assert "STRATEGY FAILED (decide could not be started (can't start new thread))" in result.outcome.reason()
+    assert limits_written(site) == [0]
 
 
 @pytest.mark.parametrize("device", ["meter", "charger"])
