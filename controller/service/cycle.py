@@ -46,9 +46,9 @@ class CycleResult:
 
 
 DECIDE_BUDGET_S = 1.0
-"""Real seconds a strategy's decide may take before its cycle goes on with the fallback (less when
-`stale_after_s` is shorter). The built-ins take tens of microseconds; a decide that needs seconds is
-doing I/O, and while a cycle waits for it no other cycle runs, fuse checks included."""
+"""Real seconds a strategy's decide may take before its cycle goes on with the fallback (the daemon
+gives less when half its interval is shorter). The built-ins take tens of microseconds; a decide that
+needs seconds is doing I/O, and while a cycle waits for it no other cycle runs, fuse checks included."""
 
 
 def _in_thread(strategy: Strategy, state: SiteState) -> asyncio.Future[Decision]:
@@ -112,6 +112,8 @@ class Controller:
         self.deciding: asyncio.Future[Decision] | None = None
         """A decide still running from an earlier cycle, and since when on the clock."""
         self.deciding_since = 0.0
+        self.decide_budget_s = DECIDE_BUDGET_S
+        """Real seconds the cycle waits for decide; under half the interval, so the cycles keep pace."""
         self.limit_written: int | None = None
         self.unapplied = 0
         """Reads in a row that did not show the limit last written."""
@@ -236,7 +238,7 @@ class Controller:
 
         A plugin that calls a web service, or loops, would otherwise hold the event loop: no cycle, no
         fuse check, no shutdown on SIGTERM, and the charger at its last limit. Waited for up to
-        `DECIDE_BUDGET_S`; a later answer is dropped, and until it comes every cycle gets the fallback
+        `decide_budget_s`; a later answer is dropped, and until it comes every cycle gets the fallback
         without asking again, so the cycles keep their pace.
         """
         if self.deciding is not None:
@@ -247,7 +249,7 @@ class Controller:
             self.deciding = None
         strategy, started = self.strategy, self.clock.now()
         answer = _in_thread(strategy, state)
-        budget_s = min(DECIDE_BUDGET_S, self.limits.stale_after_s)
+        budget_s = self.decide_budget_s
         done, _ = await asyncio.wait({answer}, timeout=budget_s)
         if done:
             return answer.result()

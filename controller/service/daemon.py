@@ -24,7 +24,7 @@ from controller.core.state import ChargerInfo
 from controller.meter.base import Meter
 from controller.service import scheduler as sched
 from controller.service import systemd
-from controller.service.cycle import Controller, CycleResult
+from controller.service.cycle import DECIDE_BUDGET_S, Controller, CycleResult
 from strategies import StrategyError, load
 
 log = logging.getLogger("peblar_surplus")
@@ -146,7 +146,7 @@ def _controller(
     except StrategyError as exc:  # preflight made it once; a plugin may refuse a second instance
         raise ConfigError(redacted(str(exc))) from exc
     log.info("strategy %s%s", name, f" (from schedule {rule.cron!r})" if rule else "")
-    return Controller(
+    controller = Controller(
         meter=meter,
         charger=charger,
         strategy=strategy,
@@ -156,6 +156,8 @@ def _controller(
         clock=options.clock,
         dry_run=dry_run,
     )
+    controller.decide_budget_s = min(DECIDE_BUDGET_S, cfg.control.interval_s / 2)
+    return controller
 
 
 async def _serve(

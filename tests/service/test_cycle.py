@@ -365,7 +365,8 @@ async def test_a_strategy_that_hangs_does_not_hold_the_cycle_and_gets_the_fallba
     after asks it again."""
     caplog.set_level(logging.INFO, logger="peblar_surplus")
     controller = make(site)
-    controller.limits = replace(controller.limits, stale_after_s=0.3, fallback_current_a=8)
+    controller.limits = replace(controller.limits, fallback_current_a=8)
+    controller.decide_budget_s = 0.3
     site.house_w = (5000.0, 5000.0, 5000.0)  # 21.7 A a phase: the 8 A fallback does not fit the fuse
     hanging = Hanging()
     controller.set_strategy("hanging", hanging)  # type: ignore[arg-type]
@@ -388,7 +389,7 @@ async def test_a_strategy_that_hangs_does_not_hold_the_cycle_and_gets_the_fallba
 async def test_a_strategy_switched_to_during_the_wait_is_asked_at_once(site: Site) -> None:
     """A schedule switching away from a hanging plugin is the way out of it."""
     controller = make(site)
-    controller.limits = replace(controller.limits, stale_after_s=0.3)
+    controller.decide_budget_s = 0.3
     hanging = Hanging()
     controller.set_strategy("hanging", hanging)  # type: ignore[arg-type]
     asyncio.get_running_loop().call_later(0.1, controller.set_strategy, "fast", load("fast", {}))

@@ -102,3 +102,18 @@ async def test_the_live_daemon_switches_to_the_rule_a_restart_would_pick(
             stop.set()
             assert await asyncio.wait_for(run, 10) == 0
     assert loaded[-1] == ("pv", {"reserve_w": 300})  # the rule runs pv as [strategy] tunes it
+
+
+@pytest.mark.parametrize(("interval_s", "budget_s"), [(1, 0.5), (5, 1.0)])
+def test_a_slow_decide_is_waited_for_under_half_an_interval(interval_s: float, budget_s: float) -> None:
+    """At interval_s = 1 a full second's wait skipped every other cycle, and its fuse check with it."""
+    cfg = parse(
+        {
+            "meter": {"preset": "sdm630", "host": "127.0.0.1"},
+            "charger": {"url": "http://127.0.0.1:1", "token": TOKEN},
+            "control": {"interval_s": interval_s},
+        }
+    )
+    info = daemon._UNPROBED
+    controller = daemon._controller(cfg, None, None, None, info, daemon.RunOptions(), dry_run=True)  # type: ignore[arg-type]
+    assert controller.decide_budget_s == budget_s
