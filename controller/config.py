@@ -34,8 +34,6 @@ from controller.meter.settings import MeterSettings
 ENV_CONFIG = "PEBLAR_SURPLUS_CONFIG"
 ENV_TOKEN = "PEBLAR_SURPLUS_TOKEN"  # noqa: S105 - the variable's name, not a secret
 SYSTEM_CONFIG = Path("/etc/peblar-surplus/config.toml")
-"""A Peblar token is 64 letters and digits; a run of 40 or more in an error message is taken for one.
-Not counting `-` or `.`, so the UUID of a mounted disk or a host name in a path stays readable."""
 CHARGER_REQUESTS_PER_S = 5
 """The charger's request budget, shared by all its clients (peblar-api.md §3); beyond it, 429 answers."""
 URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")

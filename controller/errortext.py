@@ -6,7 +6,9 @@ from __future__ import annotations
 import re
 
 TOKEN_LIKE = re.compile(r"[A-Za-z0-9_+=]{40,}")
-"""What a Peblar API token looks like to the redaction and to the host checks: 40 or more of these."""
+"""A Peblar token is 64 letters and digits; a run of 40 or more in an error message or a host name is
+taken for one. Not counting `-` or `.`, so the UUID of a mounted disk or a host name in a path stays
+readable."""
 
 
 def one_line(text: str, limit: int | None = None) -> str:
