@@ -33,6 +33,11 @@ class CarModel:
     def full(self) -> bool:
         return self.soc >= 1.0
 
+    @property
+    def tau_s(self) -> float:
+        """`lag_s` as the closed forms take it: a car without lag follows within `MIN_LAG_S`."""
+        return self.lag_s if self.lag_s > MIN_LAG_S else MIN_LAG_S
+
 
 class ChargerModel:
     def __init__(
@@ -133,7 +138,7 @@ class ChargerModel:
             self._current_a = 0.0
             return
         start = self._current_a
-        tau = self.car.lag_s if self.car.lag_s > MIN_LAG_S else MIN_LAG_S
+        tau = self.car.tau_s
         end = lag_current(start, target, tau, dt)
         charge = lag_integral(start, target, tau, dt)
         w_per_a = self.active_phases() * self.voltage_v
@@ -166,7 +171,7 @@ class ChargerModel:
         if target <= 0 or now <= start_t or car.capacity_kwh <= 0:
             return math.inf
         room = self.room_as(self.active_phases() * self.voltage_v)
-        tau = car.lag_s if car.lag_s > MIN_LAG_S else MIN_LAG_S
+        tau = car.tau_s
         d = now - start_t
         if lag_integral(start, target, tau, d) < room - FULL_AS:
             return math.inf

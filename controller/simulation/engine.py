@@ -39,7 +39,6 @@ from controller.core.state import (
 )
 from controller.simulation.charger_model import (
     FULL_AS,
-    MIN_LAG_S,
     CarModel,
     ChargerModel,
     lag_current,
@@ -428,7 +427,7 @@ def _run(
                 s_next,
                 amps0,
                 model.car_current_a(),
-                car.lag_s,
+                car.tau_s,
                 phases,
                 rotation,
                 volts,
@@ -561,7 +560,7 @@ class _Segment:
         s_next: float,
         amps0: float,
         amps1: float,
-        lag_s: float,
+        tau: float,
         phases: int,
         rotation: tuple[int, int, int],
         volts: float,
@@ -588,7 +587,6 @@ class _Segment:
                 meter_t,
                 meter_p,
             )
-        tau = lag_s if lag_s > MIN_LAG_S else MIN_LAG_S
         decay = math.exp(-d / tau)
         if decay < 1e-12:
             target = amps1
