@@ -6,6 +6,7 @@ only what happens to the returned `Write` (sent, logged, or applied to a model) 
 
 from __future__ import annotations
 
+import logging
 import math
 import numbers
 from dataclasses import dataclass, field
@@ -49,6 +50,8 @@ class Outcome:
         return "; ".join((self.decision.reason, *self.notes))
 
 
+log = logging.getLogger("peblar_surplus")
+
 STRATEGY_FAILED = "STRATEGY FAILED"
 """How the reason of a cycle starts whose strategy raised or answered nonsense."""
 
@@ -59,7 +62,8 @@ def decide(strategy: Decider, state: SiteState) -> Decision:
     A plugin's bug must not switch the protection off: its cycle still goes through the safety layer,
     with the same safe current the controller uses when it is blind. That holds for a bug in the bug
     too (an exception whose message cannot be formatted) and for `sys.exit` called in a plugin, which
-    would otherwise escape the cycle before any fuse check.
+    would otherwise escape the cycle before any fuse check. The cycle's log line names the exception;
+    its traceback, which a plugin's author needs to find the line, comes at DEBUG.
     """
     try:
         decision = strategy.decide(state)
@@ -73,6 +77,7 @@ def decide(strategy: Decider, state: SiteState) -> Decision:
             return decision
         return _normalised(decision, state)
     except (Exception, SystemExit) as exc:  # any bug in any plugin
+        log.debug("strategy %s raised in decide:", type(strategy).__name__, exc_info=True)
         return fallback(state, _described(exc))
 
 
