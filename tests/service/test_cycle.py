@@ -335,29 +335,24 @@ async def test_a_failing_strategy_gets_the_fallback_through_the_safety_layer(
     assert f"STRATEGY FAILED ({problem}" in errors[0]
 
 
-async def test_a_failing_strategy_s_traceback_is_logged_at_debug(
-    site: Site, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("level", [logging.DEBUG, logging.INFO])
+async def test_a_failing_strategy_s_traceback_is_logged_at_debug_only(
+    site: Site, caplog: pytest.LogCaptureFixture, level: int
 ) -> None:
     """The ERROR line names the exception; the plugin's author needs the line it came from."""
-    caplog.set_level(logging.DEBUG, logger="peblar_surplus")
+    caplog.set_level(level, logger="peblar_surplus")
     controller = make(site)
     controller.set_strategy("buggy", Crashing(None))  # type: ignore[arg-type]
     await site.run(5)
-    (debug,) = [r for r in caplog.records if r.exc_info is not None]
+    assert "STRATEGY FAILED (ZeroDivisionError: division by zero)" in caplog.text
+    with_traceback = [r for r in caplog.records if r.exc_info is not None]
+    if level == logging.INFO:
+        assert with_traceback == []
+        return
+    (debug,) = with_traceback
     assert debug.levelno == logging.DEBUG
     assert "strategy Crashing raised in decide" in debug.getMessage()
     assert 'raise ZeroDivisionError("division by zero")' in caplog.text  # the plugin's own line
-
-
-async def test_a_failing_strategy_logs_no_traceback_at_info(
-    site: Site, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.INFO, logger="peblar_surplus")
-    controller = make(site)
-    controller.set_strategy("buggy", Crashing(None))  # type: ignore[arg-type]
-    await site.run(5)
-    assert "Traceback" not in caplog.text
-    assert "STRATEGY FAILED (ZeroDivisionError: division by zero)" in caplog.text
 
 
 async def test_a_decision_in_other_number_types_is_taken_as_it_means(site: Site) -> None:
