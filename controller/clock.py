@@ -1,14 +1,41 @@
 """Time as an input: the daemon, the demo, the emulators and the tests each choose their clock.
 
 Times are float seconds on the Unix epoch (UTC), so the same number serves the control core's timers
-and the cron rules of the scheduler.
+and the cron rules of the scheduler. Local wall times (a schedule's 07:00, the simulator's plug-in at
+08:00) become instants in one way everywhere (`existing_instant`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 from typing import Protocol
+
+
+def existing_instant(local: datetime) -> datetime:
+    """`local` if its wall time exists, else the instant the clocks jumped over it, as cron fires.
+
+    Python reads 02:30 on the night the clocks go forward with the offset before the change, which is
+    03:30 after it: a schedule rule for 02:30 would fire after one for 03:00, and a car plugged in at
+    02:30 would arrive at 03:30.
+    """
+    zone = local.tzinfo
+    wall = local.replace(tzinfo=None)
+    if zone is None or local.astimezone(UTC).astimezone(zone).replace(tzinfo=None) == wall:
+        return local
+    # In a gap fold=1 reads the wall time with the offset after the jump, fold=0 with the one before:
+    # the jump lies between the two readings, and bisection finds it to the second.
+    before = int(local.replace(fold=1).timestamp())
+    after = int(local.replace(fold=0).timestamp())
+    offset_after = datetime.fromtimestamp(after, zone).utcoffset()
+    while after - before > 1:
+        middle = (before + after) // 2
+        if datetime.fromtimestamp(middle, zone).utcoffset() == offset_after:
+            after = middle
+        else:
+            before = middle
+    return datetime.fromtimestamp(after, zone)
 
 
 class Clock(Protocol):

@@ -16,6 +16,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from controller.clock import existing_instant
 from controller.config import ScheduleRule
 
 log = logging.getLogger("peblar_surplus")
@@ -49,27 +50,7 @@ class _CronTrigger(CronTrigger):  # type: ignore[misc]  # APScheduler 3 ships no
 
     def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
         fire = super().get_next_fire_time(previous_fire_time, now)
-        return None if fire is None else _existing(fire)
-
-
-def _existing(fire: datetime) -> datetime:
-    """`fire` if its local time exists, else the instant the clocks jumped over it."""
-    zone = fire.tzinfo
-    wall = fire.replace(tzinfo=None)
-    if zone is None or fire.astimezone(UTC).astimezone(zone).replace(tzinfo=None) == wall:
-        return fire
-    # In a gap fold=1 reads the wall time with the offset after the jump, fold=0 with the one before:
-    # the jump lies between the two readings, and bisection finds it to the second.
-    before = int(fire.replace(fold=1).timestamp())
-    after = int(fire.replace(fold=0).timestamp())
-    offset_after = datetime.fromtimestamp(after, zone).utcoffset()
-    while after - before > 1:
-        middle = (before + after) // 2
-        if datetime.fromtimestamp(middle, zone).utcoffset() == offset_after:
-            after = middle
-        else:
-            before = middle
-    return datetime.fromtimestamp(after, zone)
+        return None if fire is None else existing_instant(fire)
 
 
 CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
@@ -222,7 +203,7 @@ def _last_firing(rule: ScheduleRule, now: datetime, timezone: tzinfo) -> tuple[d
             set_for = CronTrigger.get_next_fire_time(trigger, previous, cursor)
             if set_for is None:
                 break
-            fire = _existing(set_for).astimezone(UTC)
+            fire = existing_instant(set_for).astimezone(UTC)
             if fire > now:
                 break
             last = (fire, set_for.replace(tzinfo=None))

@@ -26,6 +26,7 @@ from datetime import time as clock_time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import strategies
+from controller.clock import existing_instant
 from controller.core import control
 from controller.core.commands import NOTHING
 from controller.core.state import (
@@ -131,12 +132,14 @@ def plug_windows(start: float, end: float, settings: SimSettings) -> list[tuple[
     last = datetime.fromtimestamp(end, zone).date()
     windows: list[tuple[float, float]] = []
     while day <= last:
-        a = datetime.combine(day, arrive, zone).timestamp()
+        a = existing_instant(datetime.combine(day, arrive, zone)).timestamp()
         if leave is None:
-            b = datetime.combine(day + timedelta(days=1), clock_time(0, 0), zone).timestamp()
+            b = existing_instant(
+                datetime.combine(day + timedelta(days=1), clock_time(0, 0), zone)
+            ).timestamp()
         else:
             leave_day = day if leave > arrive else day + timedelta(days=1)
-            b = datetime.combine(leave_day, leave, zone).timestamp()
+            b = existing_instant(datetime.combine(leave_day, leave, zone)).timestamp()
         lo, hi = max(a, start), min(b, end)
         if hi > lo:
             if windows and abs(windows[-1][1] - lo) < 1e-6:

@@ -237,6 +237,17 @@ def test_plug_windows_in_local_time_across_dst_and_overnight() -> None:
     assert plug_windows(start, end, SimSettings(plug_in=None, plug_out=None)) == [(start, end)]
 
 
+def test_a_plug_in_time_the_clocks_skip_is_the_moment_they_skip_it() -> None:
+    """02:30 does not exist on 2016-03-27 in Berlin: the clocks go from 02:00 CET to 03:00 CEST at
+    01:00 UTC. Read with the winter offset it would be 03:30 CEST, half an hour late."""
+    start = 1_459_036_800.0  # 2016-03-27T00:00:00Z
+    settings = SimSettings(plug_in="02:30", plug_out="04:00", timezone="Europe/Berlin")
+    assert plug_windows(start, start + 2 * 86400, settings) == [
+        (start + 3600, start + 7200),  # 01:00Z, the jump, to 04:00 CEST
+        (start + 86400 + 1800, start + 86400 + 7200),  # the next day in summer time: 00:30Z to 02:00Z
+    ]
+
+
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
