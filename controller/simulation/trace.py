@@ -13,8 +13,8 @@ Format: a header, then one row per sample.
 - `house_w`: household consumption without the car, in W; the same rule for negative values.
 - optional `house_l1_w`, `house_l2_w`, `house_l3_w` and/or `pv_l1_w`, `pv_l2_w`, `pv_l3_w`: the split
   over the grid phases. Without them, house and PV are split evenly over three phases. When the
-  per-phase house columns are present `house_w` may be left out (it is their sum); when both are
-  present they must agree.
+  per-phase house columns are present `house_w` may be left out (it is their sum); when a total and
+  its phases are both present they must agree. A column the reader uses may appear only once.
 
 Each value is the mean over the interval that starts at its timestamp and ends at the next one; the
 last row lasts one typical step. Between timestamps the value is held (zero-order hold): 1-minute data
@@ -69,7 +69,9 @@ class Gap:
         return self.end - self.start
 
     def describe(self) -> str:
-        return f"{_iso(self.start)} → {_iso(self.end)} ({self.seconds / 60:.0f} min)"
+        # a gap in a 1-second trace can be a few seconds: "0 min" would hide it
+        length = f"{self.seconds:.0f} s" if self.seconds < 120 else f"{self.seconds / 60:.0f} min"
+        return f"{_iso(self.start)} → {_iso(self.end)} ({length})"
 
 
 @dataclass(frozen=True)
@@ -207,6 +209,11 @@ def parse_rows(rows: Iterable[list[str]], source: str = "trace") -> Trace:
         raise TraceError(f"{source}: empty file, expected a header 'timestamp,pv_w,house_w'")
     header = [name.strip().lstrip("\ufeff").lower() for name in first[2]]
     columns = {name: i for i, name in enumerate(header)}
+    for name in (*REQUIRED, "house_w", *PHASE_HOUSE, *PHASE_PV):
+        if header.count(name) > 1:  # which of the two is meant cannot be known
+            raise TraceError(
+                f"{source}: row 1 (header): column {name!r} appears {header.count(name)} times; keep one"
+            )
     has_phase_house = all(name in columns for name in PHASE_HOUSE)
     has_phase_pv = all(name in columns for name in PHASE_PV)
     missing = [name for name in REQUIRED if name not in columns]
@@ -264,16 +271,11 @@ def parse_rows(rows: Iterable[list[str]], source: str = "trace") -> Trace:
                 _consumption_or_output(value, name, source, row_number)
                 for value, name in zip(raw, PHASE_HOUSE, strict=True)
             ]
-            phase_sum = sum(raw)
             if house_col is not None:
                 total = _number(row, house_col, "house_w", source, row_number)
-                if abs(total - phase_sum) > max(SPLIT_TOLERANCE_W, 0.01 * abs(total)):
-                    raise TraceError(
-                        f"{source}: row {row_number}, column 'house_w': {total:g} W is not the sum of "
-                        f"house_l1_w..house_l3_w ({phase_sum:g} W)"
-                    )
+                _check_sum(total, raw, "house", source, row_number)
             else:
-                total = phase_sum
+                total = sum(raw)
             house_split.append(_fractions(parts, sum(parts)))
             summed = "house_w" if house_col is not None else "house_l1_w+house_l2_w+house_l3_w"
             total = _consumption_or_output(total, summed, source, row_number)
@@ -287,9 +289,14 @@ def parse_rows(rows: Iterable[list[str]], source: str = "trace") -> Trace:
                 row_number,
             )
         if has_phase_pv:
-            parts = [
-                _consumption_or_output(_number(row, col, name, source, row_number), name, source, row_number)
+            raw = [
+                _number(row, col, name, source, row_number)
                 for col, name in zip(pv_phase_cols, PHASE_PV, strict=True)
+            ]
+            _check_sum(_number(row, pv_col, "pv_w", source, row_number), raw, "pv", source, row_number)
+            parts = [
+                _consumption_or_output(value, name, source, row_number)
+                for value, name in zip(raw, PHASE_PV, strict=True)
             ]
             pv_split.append(_fractions(parts, sum(parts)))
         times.append(t)
@@ -310,6 +317,16 @@ def parse_rows(rows: Iterable[list[str]], source: str = "trace") -> Trace:
         house_split=house_split if has_phase_house else None,
         pv_split=pv_split if has_phase_pv else None,
     )
+
+
+def _check_sum(total: float, phases: list[float], what: str, source: str, row_number: int) -> None:
+    """A total that is not the sum of its phases: one of the columns is wrong, and which is unknown."""
+    phase_sum = sum(phases)
+    if abs(total - phase_sum) > max(SPLIT_TOLERANCE_W, 0.01 * abs(total)):
+        raise TraceError(
+            f"{source}: row {row_number}, column '{what}_w': {total:g} W is not the sum of "
+            f"{what}_l1_w..{what}_l3_w ({phase_sum:g} W)"
+        )
 
 
 @runtime_checkable

@@ -52,6 +52,11 @@ def test_gaps_are_reported_not_rejected() -> None:
     assert "10 min" in trace.gaps[0].describe()
 
 
+def test_a_gap_of_seconds_in_a_1_second_trace_says_how_many() -> None:
+    trace = parse_text("timestamp,pv_w,house_w\n0,1,1\n1,1,1\n2,1,1\n6,1,1\n7,1,1\n")
+    assert [g.describe() for g in trace.gaps] == ["1970-01-01T00:00:02Z → 1970-01-01T00:00:06Z (4 s)"]
+
+
 def test_zero_order_hold_segments() -> None:
     trace = parse_text("timestamp,pv_w,house_w\n0,1,1\n60,2,2\n120,3,3\n")
     assert list(trace.segments(30, 150)) == [(30, 60, 0), (60, 120, 1), (120, 150, 2)]
@@ -91,6 +96,11 @@ def test_standby_noise_on_a_house_phase_reads_as_zero_in_the_total_too() -> None
             "timestamp,pv_w,house_w,house_l1_w,house_l2_w,house_l3_w\n0,1,900,100,100,100\n",
             "row 2, column 'house_w': 900 W is not the sum",
         ),
+        (
+            "timestamp,pv_w,house_w,pv_l1_w,pv_l2_w,pv_l3_w\n0,5500,500,1000,1000,1000\n",
+            "row 2, column 'pv_w': 5500 W is not the sum of pv_l1_w..pv_l3_w (3000 W)",
+        ),
+        ("timestamp,pv_w,pv_w,house_w\n0,1,5500,500\n", "row 1 (header): column 'pv_w' appears 2 times"),
     ],
 )
 def test_bad_input_names_row_and_column(text: str, expected: str) -> None:
