@@ -263,7 +263,10 @@ def handle(args: argparse.Namespace) -> int:
         try:
             load_strategy(name, params)
         except StrategyError as exc:
-            return _fail(str(exc))
+            message = str(exc)
+            if args.strategy:  # the name came from the command line, not from the config's key
+                message = message.replace(f"strategy.name = {name!r}", f"--strategy {name}", 1)
+            return _fail(message)
     for flag, target, is_dir in (
         ("--report", args.report, False),
         ("--timeline", args.timeline, False),
@@ -317,13 +320,17 @@ def handle(args: argparse.Namespace) -> int:
             print(f"report: {args.report}", file=sys.stderr)
         if args.timeline:
             flag = f"--timeline {args.timeline}"
-            write_timeline(Path(args.timeline), results)
+            writing = ProgressBar(1.0, label="timeline")
+            write_timeline(Path(args.timeline), results, writing.update)
+            writing.finish()
             print(f"timeline: {args.timeline}", file=sys.stderr)
         if args.plot:
             from controller.simulation.plot import plot_results  # noqa: PLC0415
 
             flag = f"--plot {args.plot}"
-            files = plot_results(results, Path(args.plot), setup.timezone)
+            drawing = ProgressBar(1.0, label="plots")
+            files = plot_results(results, Path(args.plot), setup.timezone, drawing.update)
+            drawing.finish()
             print(f"plots: {len(files)} PNG files in {args.plot}", file=sys.stderr)
     except OSError as exc:  # a disk that filled up during the run, say
         return _fail(f"{flag}: could not write ({exc.strerror or exc})")
@@ -392,7 +399,8 @@ class ProgressBar:
     ) -> None:
         self.total = max(total, 1e-9)
         self.label = label
-        self.stream = stream if stream is not None else sys.stderr
+        # sys.stderr is None when the process was started with it closed: then there is no bar
+        self.stream: TextIO | None = stream if stream is not None else sys.stderr
         self.delay_s = delay_s
         self.width = width
         self.done = 0.0
@@ -403,7 +411,7 @@ class ProgressBar:
 
     def update(self, done: float) -> None:
         elapsed = time.monotonic() - self._start
-        if elapsed < self.delay_s:
+        if elapsed < self.delay_s or self.stream is None:
             return
         fraction = min(max(done / self.total, 0.0), 1.0)
         eta = elapsed / fraction - elapsed if fraction > 0 else 0.0
@@ -417,11 +425,13 @@ class ProgressBar:
         tenth = int(fraction * 10)
         if tenth > self._last_tenth:
             self._last_tenth = tenth
-            self.stream.write(f"{self.label}: {fraction:.0%} after {elapsed:.0f} s, ~{eta:.0f} s left\n")
+            # the percentage floored like the tenth, or 9.6 % and 10 % would both read "10%"
+            percent = math.floor(fraction * 100)
+            self.stream.write(f"{self.label}: {percent}% after {elapsed:.0f} s, ~{eta:.0f} s left\n")
             self.stream.flush()
 
     def finish(self) -> None:
-        if self._shown:
+        if self._shown and self.stream is not None:
             self.stream.write("\n")
             self.stream.flush()
             self._shown = False

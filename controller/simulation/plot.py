@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -67,10 +67,19 @@ def _prefixes(results: Sequence[SimResult]) -> list[str]:
     return prefixes
 
 
-def plot_results(results: Sequence[SimResult], directory: Path, timezone: str) -> list[Path]:
-    """Write `<strategy>_<date>.png` for every day of every result; returns the files written."""
+def plot_results(
+    results: Sequence[SimResult],
+    directory: Path,
+    timezone: str,
+    progress: Callable[[float], None] | None = None,
+) -> list[Path]:
+    """Write `<strategy>_<date>.png` for every day of every result; returns the files written.
+
+    A figure takes most of a second, so a month of two strategies is a minute: `progress` hears the
+    fraction done after each file.
+    """
     directory.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
+    figures: list[tuple[Path, SimResult, str, list[Cycle]]] = []
     for result, prefix in zip(results, _prefixes(results), strict=True):
         if not result.timeline:
             continue
@@ -78,17 +87,18 @@ def plot_results(results: Sequence[SimResult], directory: Path, timezone: str) -
         days: dict[str, list[Cycle]] = {}
         for row in result.timeline:
             days.setdefault(clock.name(row.time), []).append(row)
-        for day, rows in days.items():
-            path = directory / f"{prefix}_{day}.png"
-            plot_day(
-                rows,
-                path,
-                title=f"{result.strategy} — {day}",
-                metrics=result.metrics.days.get(day),
-                timezone=timezone,
-            )
-            written.append(path)
-    return written
+        figures += [(directory / f"{prefix}_{day}.png", result, day, rows) for day, rows in days.items()]
+    for done, (path, result, day, rows) in enumerate(figures, start=1):
+        plot_day(
+            rows,
+            path,
+            title=f"{result.strategy} — {day}",
+            metrics=result.metrics.days.get(day),
+            timezone=timezone,
+        )
+        if progress is not None:
+            progress(done / len(figures))
+    return [path for path, *_ in figures]
 
 
 class LocalHours:

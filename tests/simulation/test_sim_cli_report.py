@@ -6,12 +6,18 @@ import csv
 import gzip
 import io
 import json
+import sys
 from pathlib import Path
 
 import pytest
+from matplotlib.figure import Figure
 
+from controller.core.state import SiteLimits
 from controller.simulation.cli import ProgressBar, main
-from controller.simulation.report import TIMELINE_COLUMNS
+from controller.simulation.engine import SimSettings, simulate_trace
+from controller.simulation.plot import plot_results
+from controller.simulation.report import TIMELINE_COLUMNS, write_timeline_to
+from controller.simulation.trace import read_trace
 
 T0 = 1_464_739_200  # 2016-06-01T00:00:00Z
 CONTRACT = {
@@ -153,7 +159,7 @@ def test_bad_trace_exits_2_naming_row_and_column(
 
 def test_unknown_strategy_and_bad_plug_times_exit_2(trace: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--trace", str(trace), "--strategy", "nope"]) == 2
-    assert "strategy.name = 'nope'" in capsys.readouterr().err
+    assert "--strategy nope: not a built-in" in capsys.readouterr().err
     assert main(["--trace", str(trace), "--strategy", "off", "--plug-in", "25:00"]) == 2
     assert "--plug-in: '25:00' is not a time of day" in capsys.readouterr().err
     assert main(["--trace", str(trace), "--strategy", "off", "--plug-out", "none"]) == 2
@@ -169,7 +175,7 @@ def test_every_strategy_is_checked_before_the_first_run(
     args = ["--trace", str(trace), "--strategy", "off", "--strategy", "nope", "--report", str(report)]
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert "strategy.name = 'nope'" in err
+    assert "--strategy nope: not a built-in" in err
     assert " rows, " not in err  # nothing was read, let alone simulated
 
 
@@ -315,3 +321,35 @@ def test_progress_bar_stays_quiet_for_short_runs_and_reports_long_ones() -> None
     assert lines[0].startswith("x: 0%")
     assert lines[-1].startswith("x: 100%")
     assert len(lines) == 11
+
+
+def test_progress_lines_never_repeat_a_percentage() -> None:
+    log = io.StringIO()
+    bar = ProgressBar(1000, label="x", stream=log, delay_s=0)
+    bar.update(96)  # the first tenth is not reached yet, but 9.6 % rounds to 10 %
+    bar.update(100)
+    assert [line.split(" after")[0] for line in log.getvalue().splitlines()] == ["x: 9%", "x: 10%"]
+
+
+def test_progress_bar_is_silent_when_the_process_has_no_stderr(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Started with stderr closed (`2>&-`), Python sets sys.stderr to None."""
+    monkeypatch.setattr(sys, "stderr", None)
+    bar = ProgressBar(100, label="x", delay_s=0)
+    bar.update(50)
+    bar.finish()
+
+
+def test_writing_the_timeline_and_the_plots_reports_progress(
+    trace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writing a month's timeline and plots takes longer than simulating it: the bar goes on."""
+    monkeypatch.setattr(Figure, "savefig", lambda self, path, **kwargs: None)
+    results = [simulate_trace(read_trace(str(trace)), "pv", {}, SiteLimits(), SimSettings(interval_s=5.0))]
+    rows = len(results[0].timeline)
+    assert rows > 20_000
+    heard: list[float] = []
+    write_timeline_to(io.StringIO(), results, heard.append)
+    assert heard == [*(n / rows for n in range(10_000, rows + 1, 10_000)), 1.0]
+    heard.clear()
+    files = plot_results(results, tmp_path, "UTC", heard.append)
+    assert heard == [n / len(files) for n in range(1, len(files) + 1)]
