@@ -39,6 +39,10 @@ NOMINAL_VOLTAGE_V = 230.0
 DEFAULT_MAX_POWER_W = 3 * NOMINAL_VOLTAGE_V * 100.0
 
 
+MAX_RECONNECT_WAIT_S = 10.0
+"""The longest wait between connection attempts: two cycles at the default interval."""
+
+
 class ModbusMeter:
     def __init__(self, settings: MeterSettings) -> None:
         self.settings = settings
@@ -94,7 +98,11 @@ class ModbusMeter:
         self._client.close()
 
     async def _connect(self, now: float) -> None:
-        """Connect, backing off from 1 s to 60 s after failures so a dead meter costs a cycle nothing."""
+        """Connect, backing off from 1 s to `MAX_RECONNECT_WAIT_S` after failures.
+
+        An attempt at a meter that is off costs its cycle up to `timeout_s`; the back-off spares most
+        cycles that, but it is also how long the controller stays blind after the meter is back, so it
+        stays short (at 60 s a meter back after two minutes went unread for 25 s more)."""
         if self._client.connected:
             return
         if now < self._retry_at - self._backoff_s:
@@ -103,10 +111,11 @@ class ModbusMeter:
             self._retry_at = now
         if now < self._retry_at:
             raise MeterUnreachable(
-                f"meter {self.where}: cannot connect; next attempt in {self._retry_at - now:.0f} s"
+                f"meter {self.where}: not connected (the last attempt failed); "
+                f"next attempt in {self._retry_at - now:.0f} s"
             )
         if not await self._client.connect():
-            self._backoff_s = min(max(2 * self._backoff_s, 1.0), 60.0)
+            self._backoff_s = min(max(2 * self._backoff_s, 1.0), MAX_RECONNECT_WAIT_S)
             self._retry_at = now + self._backoff_s
             raise MeterUnreachable(f"meter {self.where}: cannot connect")
         self._backoff_s = 0.0

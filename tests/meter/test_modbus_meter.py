@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 
@@ -164,19 +165,37 @@ async def test_reader_recovers_when_the_server_comes_back() -> None:
     await emu.stop()
 
 
-async def test_a_clock_step_back_does_not_stretch_the_reconnect_back_off() -> None:
-    """NTP steps the clock back an hour while the meter is off: the next attempt is due within the
-    back-off from now, not when the clock gets back to the old retry time."""
+async def _back_after(failing_reads: range | tuple[int, ...]) -> tuple[MeterEmulator, ModbusMeter]:
+    """A meter read at 0 s, then off for `failing_reads` (each a read that fails), then back."""
     emu = MeterEmulator("sdm630")
     await emu.start()
     emu.set_values(phase_power_w=PHASE_W)
     meter = ModbusMeter(settings("sdm630", emu.port))
     await meter.read(0)
     await emu.stop()
-    for t in (5, 10, 15, 20):
+    for t in failing_reads:
         with pytest.raises((MeterUnreachable, MeterTimeout)):
             await meter.read(t)
     await emu.start()
+    return emu, meter
+
+
+async def test_a_meter_back_after_minutes_is_read_again_within_ten_seconds() -> None:
+    """The back-off is how long the controller stays blind after the meter returns."""
+    emu, meter = await _back_after(range(5, 125, 5))
+    answered = []
+    for t in range(125, 135, 5):
+        with contextlib.suppress(MeterUnreachable):
+            answered.append((await meter.read(t)).time)
+    assert answered and answered[0] <= 130
+    await meter.aclose()
+    await emu.stop()
+
+
+async def test_a_clock_step_back_does_not_stretch_the_reconnect_back_off() -> None:
+    """NTP steps the clock back an hour while the meter is off: the next attempt is due within the
+    back-off from now, not when the clock gets back to the old retry time."""
+    emu, meter = await _back_after((5, 10, 15, 20))
     assert (await meter.read(20 - 3600 + 5)).power_w == pytest.approx(sum(PHASE_W), abs=1)
     await meter.aclose()
     await emu.stop()
