@@ -52,11 +52,15 @@ class EvccDefault:
         self.phase_timer: float | None = None
         self.phase_direction = 0
         self.last_switch_s = -math.inf
+        self.last_s = -math.inf
 
     def decide(self, state: SiteState) -> Decision:
         p = self.params
         now = state.now
         limits = state.limits
+        if now < self.last_s:
+            self._clock_stepped_back(now)
+        self.last_s = now
         if self.phases == 0 or not state.info.can_switch_phases():
             self.phases = state.active_phases()
         if state.grid is None or state.charger is None:
@@ -124,6 +128,16 @@ class EvccDefault:
                     self._switch(3, now)
                 return
         self.phase_timer, self.phase_direction = None, 0
+
+    def _clock_stepped_back(self, now: float) -> None:
+        """evcc times its delays on Go's monotonic clock, which a step of the wall clock does not move;
+        here time is `state.now`, so timers stamped in the future restart from now instead of waiting
+        for the clock to catch up with them."""
+        if self.pv_timer is not None:
+            self.pv_timer = now
+        if self.phase_timer is not None:
+            self.phase_timer = now
+        self.last_switch_s = min(self.last_switch_s, now)
 
     def _timer(self, direction: int, now: float, delay: float, charging: bool) -> bool:
         if not charging:

@@ -123,6 +123,21 @@ def _car_ceiling(before: tuple[int, float | None], limit: int, now: float) -> tu
     return ceiling, lowered
 
 
+def _restamped(memory: SafetyMemory, now: float) -> SafetyMemory:
+    """The memory after the clock stepped back past some of its times (an NTP correction).
+
+    A pause or a switch stamped in the future happened at an unknown time before now: counted as just
+    now, it holds the relay budget and the switch interval for one window, as after any pause or switch.
+    Kept at its stamp, its age would be negative until the clock caught up: an hour's step kept the car
+    paused, or on one phase, for an hour and ten minutes.
+    """
+    pauses = tuple(t if t <= now else now for t in memory.pause_times)
+    last_switch_s = memory.last_switch_s
+    if last_switch_s is not None and last_switch_s > now:
+        last_switch_s = now
+    return SafetyMemory(pauses, last_switch_s, memory.last_limit_ma, memory.switching_up, memory.car_ceiling)
+
+
 def _pauses_in_window(memory: SafetyMemory, now: float, limits: SiteLimits) -> tuple[float, ...]:
     times = memory.pause_times
     if not times or now - times[0] < limits.pause_window_s:  # oldest first: nothing has aged out
@@ -137,6 +152,10 @@ def apply(
     limits = state.limits
     now = state.now
     notes: list[str] = []
+    if (memory.pause_times and memory.pause_times[-1] > now) or (
+        memory.last_switch_s is not None and memory.last_switch_s > now
+    ):
+        memory = _restamped(memory, now)
     pauses = _pauses_in_window(memory, now, limits)
     current_phases = state.active_phases()
     was_running = _was_running(state, memory)
@@ -310,11 +329,7 @@ def _finish(
     """The command, and the memory for the next cycle: the same object when nothing in it changed."""
     limit_ma = ma(target_a) if target_a >= MIN_SIGNAL_A else 0
     if limit_ma == 0 and was_running:
-        # oldest first, even if the clock stepped back, so the window's fast path stays right
-        if not pauses or pauses[-1] <= state.now:
-            pauses = (*pauses, state.now)
-        else:
-            pauses = tuple(sorted((*pauses, state.now)))
+        pauses = (*pauses, state.now)  # oldest first: none lies after now (`_restamped`)
     force_1p = (phases == 1) if state.info.can_switch_phases() else None
     if (
         pauses is memory.pause_times

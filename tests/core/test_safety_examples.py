@@ -173,6 +173,20 @@ def test_relay_budget_holds_the_fourth_resume() -> None:
     assert cmd.limit_ma == 10000
 
 
+def test_after_the_clock_steps_back_pauses_and_a_switch_hold_for_one_window_not_the_step() -> None:
+    """NTP moves the clock back an hour: the three pauses and the last switch are stamped in the
+    future. Counted from the step, they hold the budget 10 min and the switch 5 min, not 70 and 65."""
+    memory = SafetyMemory(pause_times=(4400.0, 4450.0, 4500.0), last_switch_s=4500.0, last_limit_ma=0)
+    cmd, memory, notes = apply(Decision(10, 3, "pv"), site(now=1000, force_1p=True), memory)
+    assert (cmd.limit_ma, cmd.force_1_phase) == (0, True)
+    assert any("relay budget" in n for n in notes)
+    assert "phase switch held: 0 s since last" in notes
+    cmd, memory, _ = apply(Decision(10, 3, "pv"), site(now=1300, force_1p=True), memory)
+    assert cmd.force_1_phase is False  # the switch, 5 min after the step
+    cmd, _, _ = apply(Decision(10, 3, "pv"), site(now=1600), memory)
+    assert cmd.limit_ma == 10000  # the budget, 10 min after the step
+
+
 def test_pause_is_recorded_when_a_running_charger_stops() -> None:
     memory = SafetyMemory(last_limit_ma=10000)
     _, memory, _ = apply(Decision.pause("no sun", 3), site(now=500), memory)

@@ -269,6 +269,16 @@ def test_a_clock_stepped_back_does_not_stretch_the_start_delay() -> None:
     assert started and started[0] <= 400 + 30  # not 630 s, as with a timer left in the future
 
 
+def test_evcc_default_after_a_clock_step_back_starts_one_enable_delay_later() -> None:
+    """evcc's timers run on a monotonic clock; restarted from now they cost one delay, not the step."""
+    strategy = load("evcc-default", {})
+    assert isinstance(strategy, EvccDefault)
+    for t in range(1000, 1030, 5):
+        assert strategy.decide(site(t, 3000, force_1p=True)).paused
+    started = [t for t in range(400, 520, 5) if not strategy.decide(site(t, 3000, force_1p=True)).paused]
+    assert started and started[0] <= 400 + 60  # not 660 s, as with the timer left an hour ahead
+
+
 def test_pv_does_not_start_on_three_phases_with_a_one_phase_surplus() -> None:
     """A switch to 1 phase may be held back by min_phase_switch_interval_s: starting meanwhile would
     draw 4.1 kW on 3 phases from 2 kW of sun."""
