@@ -130,7 +130,9 @@ class PeblarEmulator:
 
     def _take_token(self) -> bool:
         now = self.clock.now()
-        self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate_per_s)
+        # a clock stepped back refills nothing: a negative refill answered 429 until it caught up
+        refill = (now - self._stamp) * self.rate_per_s if now > self._stamp else 0.0
+        self._tokens = min(self.burst, self._tokens + refill)
         self._stamp = now
         if self._tokens < 1:
             return False

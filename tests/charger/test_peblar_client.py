@@ -126,6 +126,17 @@ async def test_rate_limit_gives_rate_limited(client: PeblarClient, emulator: Peb
         await client.read(0)
 
 
+async def test_the_emulator_keeps_answering_after_its_clock_steps_back(
+    client: PeblarClient, clock: ManualClock
+) -> None:
+    """Clock-step tests of the daemon run against the emulator: a rate limiter refilling by a negative
+    time answered 429 for the hour the clock needed to catch up, which read as a blind controller."""
+    await client.read(clock.now())
+    clock.advance(-3600)
+    reading = await client.read(clock.now())
+    assert reading.vehicle_connected
+
+
 async def test_server_errors_are_retried_with_back_off_within_the_budget(emulator: PeblarEmulator) -> None:
     """A passing 500 is retried after 0.1, 0.2, 0.4 s …; once the next wait would pass the retry budget
     the error goes to the cycle, which falls back on its own timers: the budget bounds the delay."""
