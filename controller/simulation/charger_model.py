@@ -124,9 +124,16 @@ class ChargerModel:
         each request, the simulator at each event); a trapezoid of the end points would count half
         of a jump, and half of the current before a pause for the whole paused step. A battery that
         fills inside the step takes exactly its room and draws nothing after it.
+
+        A `now` before the model's time is the emulator's clock stepped back (an NTP correction in a
+        test): no time passed for the car, which goes on from there; stuck at its old time, it froze
+        for as long as the step.
         """
         dt = now - self._now
         if dt <= 0:
+            if dt < 0:
+                self._interrupted_until += dt  # -inf stays -inf
+                self._now = now
             return
         if self._now < self._interrupted_until < now:
             # The phase-switch pause ends inside this step: no current until then, the ramp after it.

@@ -52,6 +52,24 @@ def test_a_phase_change_while_charging_interrupts_the_current() -> None:
     assert m.phase_currents_a() == (pytest.approx(16, abs=0.01), 0.0, 0.0)
 
 
+def test_after_the_clock_steps_back_the_car_goes_on_from_the_new_time() -> None:
+    """The emulator's clock is the daemon's: a pause written an hour 'earlier' must still stop the
+    car, and a phase-switch interruption still lasts its 5 s."""
+    m = model(switch_interrupt_s=5.0)
+    m.set_limit(16000, 0.0)
+    m.step(100.0)
+    m.set_force_1_phase(True, 100.0)
+    m.step(100.0 - 3600)
+    m.step(100.0 - 3600 + 4)
+    assert m.car_current_a() == 0  # still interrupted
+    m.step(100.0 - 3600 + 60)
+    assert m.car_current_a() == pytest.approx(16, abs=0.1)
+    m.set_limit(0, 100.0 - 3600 + 60)
+    m.step(100.0 - 3600 + 61)
+    assert m.car_current_a() == 0
+    assert m.cp_state() == "State B"
+
+
 def test_a_full_battery_draws_nothing() -> None:
     car = CarModel(capacity_kwh=1.0, soc=0.99, lag_s=1)
     m = ChargerModel(car, now=0.0)
