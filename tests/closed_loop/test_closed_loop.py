@@ -137,3 +137,25 @@ async def test_flickering_surplus_never_pauses_more_than_three_times_in_ten_minu
     assert len(pauses) >= 4, "the weather must make the strategy want to pause, or the test shows nothing"
     for i, start in enumerate(pauses):
         assert len([p for p in pauses[i:] if p - start < 600]) <= 3
+
+
+async def test_after_the_clock_steps_back_an_hour_the_switch_waits_one_interval_not_the_hour(
+    site: Site,
+) -> None:
+    """NTP corrects the clock by an hour while the car charges on 1 phase under a cloud; then the sun
+    comes back. The last switch is stamped an hour 'ahead': counted from the step, the 1→3 switch
+    waits the 300 s of min_phase_switch_interval_s, not 65 minutes."""
+    site.build("pv")
+    site.pv_w = 9000
+    await site.run(600)
+    site.pv_w = 2800
+    await site.run(300)
+    assert site.model.force_1_phase  # the cloud took it to 1 phase
+    site.clock.advance(-3600)
+    stepped = site.clock.now()
+    site.pv_w = 9000
+    await site.run(480)
+    to_three = [when for when, body in site.charger.write_log if body.get("Force1Phase") is False]
+    assert to_three and stepped + 300 <= to_three[-1] <= stepped + 400
+    assert not site.model.force_1_phase
+    assert site.model.car_current_a() > 6  # charging again on 3 phases
