@@ -14,7 +14,8 @@ held 3→1 mostly charges at the minimum current of the 3 phases still in use):
 4. main fuse per grid phase, from the meter's phase currents minus the car's own draw;
 5. relay budget: at most `max_pauses` pauses in any `pause_window_s`.
 
-Cuts (fuse, blind) take effect in the same cycle and are never held back by the relay budget.
+Cuts (fuse, blind) take effect in the same cycle and are never held back by the relay budget; a
+resume is, also one to a blind fallback above 0 A.
 """
 
 from __future__ import annotations
@@ -53,6 +54,14 @@ class SafetyMemory:
     fell below it (None: it has not)."""
 
 
+LOWEST_VOLTAGE_FACTOR = 0.9
+"""EN 50160 lets the mains sit 10 % below nominal. Where a meter gives a phase's power but not its
+voltage (or only the total power), the current is computed at that voltage, so that a feeder at 207 V
+does not hide a tenth of the load from the fuse check."""
+
+DRAWING_A = 1.0
+"""A charger phase with at least this current is loaded; an idle one reads a few tenths at most."""
+
 CAR_SETTLE_S = 30.0
 """How long a car may take to come down to a lower limit: IEC 61851 gives it 5 s, cars with a slow
 ramp (and the simulator's, a 10 s time constant) take longer."""
@@ -63,19 +72,24 @@ def fuse_headroom_a(state: SiteState, phases: int, car_ceiling_ma: int) -> float
 
     Other load on a grid phase = meter current − the car's own current on that phase. Export on a phase
     is not counted as headroom, because a cloud can take it away faster than the next cycle. Without
-    per-phase data, the whole non-car import is assumed on each phase.
+    per-phase data, the whole non-car import is assumed on each phase; the car's power taken off it is
+    never more than its capped current at the nominal voltage, so that a charger reading 15.6 kW on an
+    11 kW limit cannot hide 4.6 kW of house load.
     """
     grid = state.grid
     if grid is None:
         return None
     limits = state.limits
     car_on_grid = _car_current_by_grid_phase(state, car_ceiling_ma)
-    other_total_w = grid.power_w - state.car_power_w()
+    low_v = limits.voltage_v * LOWEST_VOLTAGE_FACTOR
+    car_w = state.car_power_w()
+    car_most_w = (car_on_grid[0] + car_on_grid[1] + car_on_grid[2]) * limits.voltage_v
+    other_total_w = grid.power_w - (car_w if car_w < car_most_w else car_most_w)
     headroom: float | None = None
     for grid_phase in limits.grid_phases(phases):
-        measured = grid.phase_current_a(grid_phase, limits.voltage_v)
+        measured = grid.phase_current_a(grid_phase, low_v)
         if measured is None:
-            other = other_total_w / limits.voltage_v
+            other = other_total_w / low_v
         else:
             other = measured - car_on_grid[grid_phase]
         room = limits.main_fuse_a - max(other, 0.0)
@@ -168,6 +182,10 @@ def apply(
     if blind is not None:
         target = min(limits.fallback_current_a, limits.max_current_a)
         notes.append(f"BLIND ({blind}): fallback {target:g} A")
+        if target > 0 and not was_running and len(pauses) >= limits.max_pauses:
+            # a resume to the fallback is a contactor operation like any other
+            notes.append(f"relay budget: {len(pauses)} pauses in {limits.pause_window_s:g} s, stay paused")
+            target = 0.0
         phases, last_switch_s, switching_up = current_phases, memory.last_switch_s, memory.switching_up
     else:
         target, phases, last_switch_s, switching_up = _limit(
@@ -229,8 +247,9 @@ def _limit(
             target = held
 
     # In a 3→1 cycle the new limit may reach the charger before its contactors drop L2 and L3, so
-    # it must fit all three for that moment.
-    loaded = 3 if switched and phases == 1 else phases
+    # it must fit all three for that moment, and so in any later cycle while the charger's meter
+    # still sees current on them (contactors slower than a cycle).
+    loaded = 3 if phases == 1 and (switched or _drawing_on_l2_l3(state)) else phases
     headroom = fuse_headroom_a(state, loaded, car_ceiling_ma) if target > 0 else None
     if headroom is not None and target > headroom:
         if headroom >= max(limits.min_current_a, MIN_SIGNAL_A):
@@ -246,6 +265,13 @@ def _limit(
 
     last_switch_s = state.now if switched else memory.last_switch_s
     return target, phases, last_switch_s, False
+
+
+def _drawing_on_l2_l3(state: SiteState) -> bool:
+    charger = state.charger
+    if charger is None or len(charger.phase_currents_a) < 3:
+        return False
+    return charger.phase_currents_a[1] >= DRAWING_A or charger.phase_currents_a[2] >= DRAWING_A
 
 
 def _blind_reason(state: SiteState) -> str | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from controller.core.decision import Decision
 from controller.core.safety import CAR_SETTLE_S, SafetyMemory, apply, fuse_headroom_a
 from controller.core.state import (
@@ -95,6 +97,7 @@ def test_a_car_current_above_what_the_charger_allows_does_not_hide_house_load() 
     cmd, _, _ = apply(Decision(16, 3, "fast"), state, SafetyMemory(last_limit_ma=10000))
     assert cmd.limit_ma == 0  # 5 A is below the minimum
     # without per-phase currents, the car's power is capped the same way
+    assert state.charger is not None
     no_phases = replace(state, charger=replace(state.charger, phase_currents_a=(), power_w=3 * 45 * 230))
     assert fuse_headroom_a(no_phases, 3, in_force(no_phases)) == 5
 
@@ -130,10 +133,46 @@ def test_export_on_a_phase_is_not_headroom() -> None:
 
 
 def test_without_phase_values_all_other_import_is_assumed_on_each_phase() -> None:
+    """4600 W in total, phases unknown: at 207 V, the lowest voltage the grid may have, 22.2 A."""
     state = site()
-    grid = MeterReading(time=state.now, power_w=4600)  # 20 A in total, phases unknown
+    grid = MeterReading(time=state.now, power_w=4600)
     state = replace(state, grid=grid)
-    assert fuse_headroom_a(state, 3, in_force(state)) == 5
+    assert fuse_headroom_a(state, 3, in_force(state)) == pytest.approx(25 - 4600 / 207)
+
+
+def test_a_total_only_meter_takes_no_more_car_power_off_than_its_capped_current_draws() -> None:
+    """A charger reading 15.6 kW at 16 A on 3 phases (11 kW) would hide 4.6 kW of house load: 20 A
+    on L1, 36 A with the car. Its current is capped, so is its power."""
+    state = site(car_a=(16, 16, 16), charging=True, limit_ma=16000)
+    assert state.charger is not None
+    inflated = replace(state.charger, power_w=15640.0)
+    state = replace(state, grid=MeterReading(time=state.now, power_w=15640.0), charger=inflated)
+    assert fuse_headroom_a(state, 3, 16000) == pytest.approx(25 - 4600 / 207)
+    cmd, _, _ = apply(Decision(16, 3, "fast"), state, SafetyMemory(last_limit_ma=16000))
+    assert cmd.limit_ma == 0  # 2.8 A of headroom is below the minimum
+
+
+def test_phase_power_without_voltage_is_counted_at_the_lowest_grid_voltage() -> None:
+    """A meter with phase powers only (the Victron GX system service) on a feeder at 207 V: 26 A of
+    house load on L1 is 5382 W, which 230 V would read as 23.4 A."""
+    state = site(info=ChargerInfo(phase_count=1))
+    phases = (PhaseReading(power_w=26 * 207), PhaseReading(power_w=0.0), PhaseReading(power_w=0.0))
+    state = replace(state, grid=MeterReading(time=state.now, power_w=26 * 207, phases=phases))
+    assert fuse_headroom_a(state, 1, 0) == pytest.approx(-1)
+    cmd, _, _ = apply(Decision(16, 1, "fast"), state, SafetyMemory())
+    assert cmd.limit_ma == 0
+
+
+def test_after_a_3_to_1_switch_all_three_phases_count_while_the_charger_still_draws_on_them() -> None:
+    """Force1Phase reads back on, but the contactors have not dropped L2 and L3 yet: 16 A on L2
+    beside its 14 A of other load would be 30 A."""
+    state = site(phase_a=(13, 25, 25), car_a=(11, 11, 11), force_1p=True, charging=True, limit_ma=11000)
+    cmd, _, notes = apply(Decision(16, 1, "pv"), state, SafetyMemory(last_limit_ma=11000))
+    assert cmd.limit_ma == 11000
+    assert "fuse: 16.0→11.0 A" in notes
+    gone = site(phase_a=(13, 14, 14), car_a=(11, 0, 0), force_1p=True, charging=True, limit_ma=11000)
+    cmd, _, _ = apply(Decision(16, 1, "pv"), gone, SafetyMemory(last_limit_ma=11000))
+    assert cmd.limit_ma == 16000  # L1: 2 A of other load; L2 and L3 no longer carry the car
 
 
 def test_blind_meter_gives_the_fallback() -> None:
@@ -144,6 +183,19 @@ def test_blind_meter_gives_the_fallback() -> None:
     assert notes[0].startswith("BLIND (no valid meter data for 21 s)")
     fresh = site(now=1000, meter_ok=981, limits=limits, limit_ma=16000)
     assert apply(Decision(16, 3, "fast"), fresh, SafetyMemory())[0].limit_ma == 16000
+
+
+def test_a_resume_to_the_blind_fallback_waits_for_the_relay_budget() -> None:
+    """Paused after three pauses in ten minutes, then the meter goes quiet: resuming to the 6 A
+    fallback would be the fourth contactor operation. Running, the fallback is a cut and passes."""
+    limits = replace(LIMITS, fallback_current_a=6)
+    spent = SafetyMemory(pause_times=(500.0, 600.0, 700.0), last_limit_ma=0)
+    cmd, _, notes = apply(Decision(16, 3, "fast"), site(now=1000, meter_ok=979, limits=limits), spent)
+    assert cmd.limit_ma == 0
+    assert "relay budget: 3 pauses in 600 s, stay paused" in notes
+    running = replace(spent, last_limit_ma=16000)
+    state = site(now=1000, meter_ok=979, limits=limits, limit_ma=16000)
+    assert apply(Decision(16, 3, "fast"), state, running)[0].limit_ma == 6000
 
 
 def test_an_old_meter_reading_holds_the_limit_instead_of_ratcheting_it_up() -> None:
