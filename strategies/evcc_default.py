@@ -65,6 +65,10 @@ class EvccDefault:
             self.phases = state.active_phases()
         if state.grid is None or state.charger is None:
             return Decision.pause("evcc: no data", self.phases)
+        if not state.charger.vehicle_connected:
+            # evcc disables the charger without a vehicle: a car plugged in waits for the enable timer
+            self.enabled, self.pv_timer = False, None
+            return Decision.pause("evcc: no vehicle", self.phases)
         site_power = state.grid.power_w + p.residual_power_w
         charger = state.charger
         charging = charger.charging

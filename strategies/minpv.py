@@ -32,3 +32,15 @@ class MinPv(Pv):
         if decision.paused:
             return Decision(state.limits.min_current_a, decision.phases, f"minpv: {decision.reason}")
         return decision
+
+    def _dip_spent(self, reason: str, state: SiteState) -> Decision:
+        """Where `pv` pauses, the minimum, on 1 phase if the charger can switch: under no sun the
+        3-phase minimum would draw 4.1 kW from the grid until the phase-down delay, and a 3→1 switch
+        costs no pause. (A 1-phase car draws on one phase whatever the mode.)"""
+        if state.info.can_switch_phases() and self.car_phases == 3:
+            self.phases, self.down_since = 1, None
+        current = state.limits.min_current_a
+        self.target_a = current
+        return Decision(
+            current, self.phases, f"minpv: {reason}, keeping the minimum {current:g} A {self.phases}p"
+        )

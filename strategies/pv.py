@@ -77,6 +77,8 @@ class Pv:
         self.enough_since: float | None = None
         self.dip_since: float | None = None
         self.dip_wh = 0.0
+        self.recovered_since: float | None = None
+        """Since when the surplus is back at the minimum during a dip."""
         self.up_since: float | None = None
         self.down_since: float | None = None
         self.up_wh = 0.0
@@ -131,13 +133,29 @@ class Pv:
                 self.running, self.phases = True, active
             elif can_switch and surplus >= one_min:
                 self.running, self.phases = True, 1
-        # Full, or waiting on its own timer: no dip to end, no phase mode worth a switch.
-        resting = self.running and self.drew and not drawing
+        # Full, or waiting on its own timer: no dip to end, no phase mode worth a switch. Only while the
+        # charger offers current: a charger the safety layer holds paused (the relay budget) is not a
+        # resting car, and a dip meanwhile must end the charge as it would a drawing one.
+        offered = charger is not None and charger.limit_actual_ma >= limits.min_current_a * 1000
+        resting = self.running and self.drew and not drawing and offered
         one_max = (limits.max_current_a if self.car_max_a is None else self.car_max_a) * volts
         self._phase_timers(surplus, now, dt, can_switch and not resting, one_min, one_max)
 
         # While a switch to 1 phase is held back the charger still draws the 3-phase minimum.
         min_power = min(max(self.phases, active), self.car_phases) * one_min
+        if self.running and not drawing and not offered and surplus < min_power and not self.keep_minimum:
+            # Held paused (the relay budget, the fuse, a 1→3 switch under way) while the sun went: a
+            # dip is bridged to spare the contactor, and here it is open already. Resuming would start
+            # the car into the dip from the grid; a new start waits for the sun like any other.
+            self.running = False
+            self.enough_since = None
+            self.dip_since, self.dip_wh = None, 0.0
+            self.target_a = 0.0
+            return Decision.pause(
+                f"pv: surplus {surplus:.0f} W < {min_power:.0f} W while the charger is held paused: "
+                "not resuming into a dip",
+                self.phases,
+            )
         if not self.running:
             start_power = one_min if can_switch else min_power
             if surplus >= start_power:
@@ -151,7 +169,7 @@ class Pv:
                     f"for {p.enable_delay_s:.0f} s (held {held:.0f} s)",
                     self.phases,
                 )
-            if can_switch and surplus < three_min and active == 3:
+            if can_switch and surplus < three_min and active == 3 and self.car_phases == 3:
                 # Starting on 3 phases would import the difference until the safety layer may
                 # switch (min_phase_switch_interval_s): ask for 1 phase and start once it is there.
                 self.phases = 1
@@ -162,12 +180,13 @@ class Pv:
             self.running = True
             self.dip_since, self.dip_wh = None, 0.0
             self.target_a = 0.0
-            if can_switch and self.phases == 3 and surplus < three_min:
+            if can_switch and self.phases == 3 and surplus < three_min and self.car_phases == 3:
                 self.phases = 1
                 min_power = one_min
 
         if surplus < min_power and not resting:
             self.dip_since = self.dip_since if self.dip_since is not None else now
+            self.recovered_since = None
             self.dip_wh += (min_power - surplus) * dt / 3600
             dip_s = now - self.dip_since
             spent = self.dip_wh > p.dip_import_wh or dip_s > p.disable_delay_s
@@ -182,18 +201,22 @@ class Pv:
                 self.enough_since = None
                 reason = (
                     f"pv: dip drew {self.dip_wh:.0f} Wh in {dip_s:.0f} s "
-                    f"(budget {p.dip_import_wh:.0f} Wh / {p.disable_delay_s:.0f} s), pausing"
+                    f"(budget {p.dip_import_wh:.0f} Wh / {p.disable_delay_s:.0f} s)"
                 )
                 self.dip_since, self.dip_wh = None, 0.0
-                return self._paused(reason, state)
+                return self._dip_spent(reason, state)
             if not self.keep_minimum and surplus < min_power:
                 return self._set(
                     limits.min_current_a,
                     f"pv: dip, surplus {surplus:.0f} W < {min_power:.0f} W, bridging "
                     f"({self.dip_wh:.0f}/{p.dip_import_wh:.0f} Wh)",
                 )
-        else:
-            self.dip_since, self.dip_wh = None, 0.0
+        elif self.dip_since is not None:
+            # A dip ends when the surplus has held the minimum as long as a start needs: five seconds
+            # of sun in an overcast hour must not give the next shadow a fresh budget.
+            self.recovered_since = self.recovered_since if self.recovered_since is not None else now
+            if resting or now - self.recovered_since >= p.enable_delay_s:
+                self.dip_since, self.dip_wh, self.recovered_since = None, 0.0, None
 
         wanted = surplus / (min(self.phases, self.car_phases) * volts)
         wanted = max(limits.min_current_a, min(limits.max_current_a, wanted))
@@ -245,7 +268,7 @@ class Pv:
     def _clock_stepped_back(self) -> None:
         """Timers stamped in the future would hold their delays for as long as the step: start them
         again from now (a running charge keeps running)."""
-        self.enough_since = self.dip_since = self.up_since = self.down_since = None
+        self.enough_since = self.dip_since = self.recovered_since = self.up_since = self.down_since = None
         self.smoothed_w = None
 
     def _phase_timers(
@@ -298,6 +321,7 @@ class Pv:
             self.target_a = math.floor(current_a * 10) / 10
         return Decision(self.target_a, self.phases, f"{why} → {self.target_a:.1f} A {self.phases}p")
 
-    def _paused(self, reason: str, state: SiteState) -> Decision:
+    def _dip_spent(self, reason: str, state: SiteState) -> Decision:
+        """What a dip past its budget ends in: a pause (`minpv` keeps the minimum instead)."""
         self.target_a = 0.0
-        return Decision.pause(reason, self.phases or state.active_phases())
+        return Decision.pause(f"{reason}, pausing", self.phases or state.active_phases())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from controller.core.state import (
@@ -182,9 +184,15 @@ def test_minpv_plugged_in_without_sun_starts_on_one_phase() -> None:
     start = strategy.decide(site(0, 0))
     assert (start.current_a, start.phases) == (6, 1)
     assert strategy.decide(site(5, 0, car_w=1380, force_1p=True)).phases == 1
-    # Once it draws on 3 phases (after sunset, say), the phase-down delay applies as for pv.
+    # Drawing on 3 phases at sunset, it bridges like pv until the dip budget is spent (120 Wh at
+    # 4.1 kW, 105 s), then keeps the minimum on 1 phase, not on 3 until the phase-down delay (360 s).
     sunset = load("minpv", {})
-    assert [sunset.decide(site(t, 0, car_w=4140)).phases for t in (0, 5, 300)] == [3, 3, 3]
+    decisions = {t: sunset.decide(site(t, 0, car_w=4140)) for t in range(0, 400, 5)}
+    switched = min(t for t, d in decisions.items() if d.phases == 1)
+    assert switched == 105
+    assert (decisions[switched].current_a, decisions[switched].phases) == (6, 1)
+    assert decisions[switched].reason.endswith("keeping the minimum 6 A 1p")
+    assert all(d.current_a == 6 for d in decisions.values())
 
 
 def test_evcc_default_waits_a_minute_then_starts_at_minimum() -> None:
@@ -277,6 +285,27 @@ def test_evcc_default_after_a_clock_step_back_starts_one_enable_delay_later() ->
         assert strategy.decide(site(t, 3000, force_1p=True)).paused
     started = [t for t in range(400, 520, 5) if not strategy.decide(site(t, 3000, force_1p=True)).paused]
     assert started and started[0] <= 400 + 60  # not 660 s, as with the timer left an hour ahead
+
+
+def test_a_charge_held_paused_while_the_sun_goes_needs_a_new_start() -> None:
+    """The relay budget (or the fuse) holds the charger paused while pv wants to charge; the sun
+    goes meanwhile. Taken for a resting car, the charge went on 'running' and resumed at 6 A from
+    the grid once the hold ended."""
+    strategy = pv(enable_delay_s=30)
+    for t in range(0, 35, 5):
+        strategy.decide(site(t, 3000))
+    assert not strategy.decide(site(35, 3000, car_w=2700)).paused  # charging
+    held = site(40, 3000)
+    assert held.charger is not None
+    paused_by_safety = replace(held.charger, limit_ma=0, limit_actual_ma=0)
+    assert not strategy.decide(replace(held, charger=paused_by_safety)).paused  # waits for the hold
+    dark = site(45, -300)
+    assert dark.charger is not None
+    decision = strategy.decide(replace(dark, charger=replace(dark.charger, limit_ma=0, limit_actual_ma=0)))
+    assert decision.paused
+    assert "not resuming into a dip" in decision.reason
+    starts = [t for t in range(50, 120, 5) if not strategy.decide(site(t, 3000)).paused]
+    assert starts[0] == 80  # the sun held for enable_delay_s first
 
 
 def test_pv_does_not_start_on_three_phases_with_a_one_phase_surplus() -> None:
