@@ -195,6 +195,17 @@ def test_minpv_plugged_in_without_sun_starts_on_one_phase() -> None:
     assert all(d.current_a == 6 for d in decisions.values())
 
 
+def test_evcc_default_is_disabled_without_a_car_and_a_car_plugged_in_waits_the_enable_timer() -> None:
+    evcc = load("evcc-default", {})
+    empty = site(0, 9000)
+    assert empty.charger is not None
+    unplugged = replace(empty, charger=replace(empty.charger, vehicle_connected=False))
+    for t in range(0, 600, 30):
+        assert evcc.decide(replace(unplugged, now=float(t))).paused
+    starts = [t for t in range(600, 720, 30) if not evcc.decide(site(t, 9000)).paused]
+    assert starts[0] == 660
+
+
 def test_evcc_default_waits_a_minute_then_starts_at_minimum() -> None:
     evcc = load("evcc-default", {})
     assert isinstance(evcc, EvccDefault)
