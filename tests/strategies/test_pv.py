@@ -304,18 +304,18 @@ def test_a_charge_held_paused_while_the_sun_goes_needs_a_new_start() -> None:
     the grid once the hold ended."""
     strategy = pv(enable_delay_s=30)
     for t in range(0, 35, 5):
-        strategy.decide(site(t, 3000))
-    assert not strategy.decide(site(35, 3000, car_w=2700)).paused  # charging
-    held = site(40, 3000)
-    assert held.charger is not None
-    paused_by_safety = replace(held.charger, limit_ma=0, limit_actual_ma=0)
-    assert not strategy.decide(replace(held, charger=paused_by_safety)).paused  # waits for the hold
-    dark = site(45, -300)
-    assert dark.charger is not None
-    decision = strategy.decide(replace(dark, charger=replace(dark.charger, limit_ma=0, limit_actual_ma=0)))
+        strategy.decide(site(t, 3000, force_1p=True))
+    assert not strategy.decide(site(35, 3000, car_w=2700, force_1p=True)).paused  # charging
+
+    def paused_by_safety(state: SiteState) -> SiteState:
+        assert state.charger is not None
+        return replace(state, charger=replace(state.charger, limit_ma=0, limit_actual_ma=0))
+
+    assert not strategy.decide(paused_by_safety(site(40, 3000, force_1p=True))).paused  # waits
+    decision = strategy.decide(paused_by_safety(site(45, -300, force_1p=True)))
     assert decision.paused
     assert "not resuming into a dip" in decision.reason
-    starts = [t for t in range(50, 120, 5) if not strategy.decide(site(t, 3000)).paused]
+    starts = [t for t in range(50, 120, 5) if not strategy.decide(site(t, 3000, force_1p=True)).paused]
     assert starts[0] == 80  # the sun held for enable_delay_s first
 
 
