@@ -44,7 +44,7 @@ class ConfigError(Exception):
 
 
 class _Table(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
 
 class SiteConfig(_Table):
@@ -69,6 +69,7 @@ class ChargerConfig(_Table):
     token: SecretStr | None = None
     token_file: Path | None = Field(
         None,
+        strict=False,  # TOML has no path type: the string becomes one
         description="file holding the token; a relative name is looked up in $CREDENTIALS_DIRECTORY "
         "under systemd, else next to the config file",
     )
@@ -85,28 +86,32 @@ class ChargerConfig(_Table):
     @classmethod
     def _http_url(cls, value: str) -> str:
         example = "write it as http://<charger-ip>, e.g. http://192.168.1.50"
+        value = value.strip()  # a space pasted after the address
+        shown = _without_userinfo(value)  # a password in the URL must not be echoed either
+        if any(c.isspace() for c in value):
+            raise ValueError(f"{shown!r} has a space in it; {example}")
         scheme, sep, rest = value.partition("://")
         if sep and URL_SCHEME.fullmatch(scheme):
             if scheme.lower() not in ("http", "https"):
                 # 'is not a URL' would be wrong and no help: it is one, for another protocol
-                raise ValueError(f"{value!r}: the charger's API speaks HTTP, not {scheme}://; {example}")
+                raise ValueError(f"{shown!r}: the charger's API speaks HTTP, not {scheme}://; {example}")
             value = f"{scheme.lower()}://{rest}"
         if not value.startswith(("http://", "https://")):
-            raise ValueError(f"{value!r} is not a URL; {example}")
+            raise ValueError(f"{shown!r} is not a URL; {example}")
         try:
             parts = urlsplit(value)
             port = parts.port  # raises for a port outside 0–65535
         except ValueError as exc:
-            raise ValueError(f"{value!r} is not a valid URL ({exc}); {example}") from None
+            raise ValueError(f"{shown!r} is not a valid URL ({exc}); {example}") from None
         if not parts.hostname or port == 0 or max(map(len, parts.hostname.split("."))) > 63:
-            raise ValueError(f"{value!r} names no host; {example}")
+            raise ValueError(f"{shown!r} names no host; {example}")
         if TOKEN_LIKE.search(parts.hostname):
-            raise ValueError(f"{value!r}: its host name looks like an API token; {example}")
+            raise ValueError(f"{shown!r}: its host name looks like an API token; {example}")
         if parts.path.rstrip("/").startswith("/api"):
-            raise ValueError(f"{value!r}: give only the charger's address, the API path is added; {example}")
+            raise ValueError(f"{shown!r}: give only the charger's address, the API path is added; {example}")
         if parts.query or parts.fragment or parts.username or parts.password or TOKEN_LIKE.search(parts.path):
             raise ValueError(
-                f"{value!r}: give only the charger's address; the token goes into token or token_file, "
+                f"{shown!r}: give only the charger's address; the token goes into token or token_file, "
                 f"not into the URL; {example}"
             )
         return value.rstrip("/")
@@ -314,6 +319,11 @@ class Config(_Table):
 
 def find(explicit: str | None) -> Path:
     """`-c`, then `$PEBLAR_SURPLUS_CONFIG`, then `./config.toml`, then `/etc/peblar-surplus/config.toml`."""
+    if explicit is not None and not explicit.strip():
+        # `-c "$CFG"` with the variable unset: looking further would run with another config unawares
+        raise ConfigError(
+            "-c: an empty file name; give the config file, e.g. -c /etc/peblar-surplus/config.toml"
+        )
     if explicit:
         return Path(explicit)
     env = os.environ.get(ENV_CONFIG)
@@ -362,6 +372,11 @@ def describe_error(exc: ValidationError) -> str:
     return f"{problems[0]}; and {len(problems) - 1} more: " + "; ".join(problems[1:])
 
 
+def _without_userinfo(url: str) -> str:
+    """The URL with any `user:password@` replaced, for error messages."""
+    return re.sub(r"://[^/?#]*@", "://<user info hidden>@", url, count=1)
+
+
 def redacted(message: str) -> str:
     """The message with anything that looks like an API token hidden.
 
@@ -382,6 +397,11 @@ def _describe_problem(error: Any) -> str:
         return f"[{key}]: required table is missing; add it (the example config.toml has one)"
     if kind == "missing":
         return f"{key}: required key is missing; add it to the [{loc[0]}] table"
+    if kind == "list_type" and key == "schedule":
+        return "schedule: write each rule as [[schedule]], with double brackets (a list of tables)"
+    if kind in ("model_type", "model_attributes_type", "dict_type") and len(loc) == 1:
+        given = error.get("input")
+        return f"{key}: must be a table, written [{key}] on a line of its own, its keys below (got {given!r})"
     text = str(msg).removeprefix("Value error, ")
     if kind == "value_error" and (not loc or text.startswith((f"{key}.", f"{key}:"))):
         return text  # a table's own check names the key already

@@ -24,7 +24,7 @@ EVCC_VOLTAGE = 230.0
 
 
 class EvccParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
     enable_delay_s: float = Field(60, ge=0, description="evcc Enable.Delay")
     disable_delay_s: float = Field(180, ge=0, description="evcc Disable.Delay")
     enable_threshold_w: float = Field(0, description="evcc Enable.Threshold (0: export of min power)")

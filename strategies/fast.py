@@ -12,7 +12,7 @@ from controller.core.state import SiteState
 
 class Fast:
     class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+        model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
         phases: Literal[1, 3] = Field(
             3,
             description="phase mode to charge in (1 or 3): a Peblar switches between 1 and 3 phases",

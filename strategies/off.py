@@ -12,7 +12,7 @@ from controller.core.state import SiteState
 
 class Off:
     class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+        model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
     summary: ClassVar[str] = "pause charging"
 

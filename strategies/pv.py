@@ -43,7 +43,7 @@ CAR_MAX_S = 60.0
 class PvParams(BaseModel):
     """Defaults tuned on the DTU Lyngby / UCI traces (bench/RESULTS.md) against evcc-default."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
     enable_delay_s: float = Field(
         30, ge=0, description="surplus must hold the minimum power this long to start"
     )

@@ -63,7 +63,7 @@ QUANTITIES = (
 class RegisterSpec(BaseModel):
     """One quantity: where it is, how it is encoded, and the factor to physical units (W, A, V, kWh)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
     address: int = Field(ge=0, le=65535, description="0-based address on the wire")
     type: DataType = "float32"
     scale: float = 1.0
@@ -79,7 +79,7 @@ class RegisterSpec(BaseModel):
 class RegisterMap(BaseModel):
     """A meter's layout. Signs: `export_positive` meters (SolarEdge, Huawei) are negated on reading."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
     function: Literal[3, 4] = 4
     word_order: WordOrder = "big"
     max_block: int = Field(100, ge=2, le=125)

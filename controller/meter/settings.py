@@ -27,7 +27,7 @@ PresetName = Literal[
 
 
 class MeterSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     preset: PresetName
     host: str | None = Field(None, description="meter, inverter or RS485 gateway (TCP transports)")
     port: int | None = Field(None, ge=1, le=65535, description="default from the preset")
@@ -35,7 +35,7 @@ class MeterSettings(BaseModel):
     invert: bool = False
     transport: Literal["tcp", "rtu-over-tcp", "serial"] = "tcp"
     serial_port: str | None = None
-    baudrate: int | None = Field(None, description="default from the preset (9600; SDM120 2400)")
+    baudrate: int | None = Field(None, gt=0, description="default from the preset (9600; SDM120 2400)")
     parity: Literal["N", "E", "O"] = "N"
     stopbits: Literal[1, 2] = 1
     bytesize: Literal[7, 8] = 8
@@ -77,6 +77,15 @@ class MeterSettings(BaseModel):
                 f"{value!r} is not a host name or IP address; give the meter's, inverter's or "
                 "gateway's address, e.g. 192.168.1.60"
             )
+        return value
+
+    @field_validator("serial_port")
+    @classmethod
+    def _device(cls, value: str | None) -> str | None:
+        """A device path is short; a run of 40 letters and digits is a pasted token, which the meter's
+        description would otherwise print and log."""
+        if value is not None and TOKEN_LIKE.search(value):
+            raise ValueError("looks like an API token, not a serial device; give e.g. '/dev/ttyUSB0'")
         return value
 
     @model_validator(mode="after")

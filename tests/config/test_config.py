@@ -10,11 +10,15 @@ from pathlib import Path
 
 import pytest
 
+import strategies
 from controller.cli import EXIT_CONFIG, main
-from controller.config import ConfigError, ControlConfig, load, parse
+from controller.config import ConfigError, ControlConfig, find, load, parse
+from strategies import StrategyError
 from strategies.pv import PvParams
 
 REPO = Path(__file__).resolve().parents[2]
+
+TOKEN_64 = "3f9a" * 16
 
 MINIMAL = """
 [meter]
@@ -70,6 +74,15 @@ def test_minimal_config_takes_documented_defaults(tmp_path: Path) -> None:
         ("[control]\nstale_after_s = 2\n", "control.stale_after_s", "shorter than"),
         ("[control]\nfallback_current_a = inf\n", "control.fallback_current_a", "finite number"),
         ("[site]\nmain_fuse_a = 10\n", "charger.max_current_a: 16 A", "above site.main_fuse_a (10 A)"),
+        # TOML has types: a boolean or a string where a number belongs is a mistake, not 1 or 25
+        ("[control]\ninterval_s = true\n", "control.interval_s", "valid number"),
+        ("[site]\nmain_fuse_a = '25'\n", "site.main_fuse_a", "valid number"),
+        ("[control]\ndry_run = 'yes'\n", "control.dry_run", "valid boolean"),
+        (
+            "[schedule]\ncron = '0 7 * * *'\nstrategy = 'pv'\n",
+            "schedule",
+            "[[schedule]], with double brackets",
+        ),
     ],
 )
 def test_bad_values_name_the_key_and_the_fix(tmp_path: Path, extra: str, key: str, hint: str) -> None:
@@ -79,6 +92,16 @@ def test_bad_values_name_the_key_and_the_fix(tmp_path: Path, extra: str, key: st
     assert key in message
     assert hint in message
     assert "\n" not in message
+
+
+def test_a_table_written_as_a_value_says_how_to_write_the_table(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"site: must be a table, written \[site\] on a line of its own"):
+        load(write(tmp_path, "site = 5\n" + MINIMAL))
+
+
+def test_a_boolean_for_a_strategy_s_number_is_refused() -> None:
+    with pytest.raises(StrategyError, match="enable_delay_s: Input should be a valid number"):
+        strategies.load("pv", {"enable_delay_s": True})
 
 
 def test_min_above_max_is_an_impossible_combination() -> None:
@@ -189,12 +212,39 @@ def test_cli_exits_2_with_one_line_and_no_traceback(tmp_path: Path, command: str
         ("http://", "names no host"),
         ("http://192.168.1.50/api/wlac/v1", "the API path is added"),
         ("http://user:pw@192.168.1.50", "not into the URL"),
+        ("http://192.168.1 .50", "has a space in it"),
     ],
 )
 def test_a_charger_url_that_cannot_work_is_named(url: str, hint: str) -> None:
     with pytest.raises(ConfigError, match=r"charger\.url") as err:
         parse({"meter": {"preset": "sdm630", "host": "h"}, "charger": {"url": url, "token": "x"}})
     assert hint in str(err.value)
+    assert ":pw@" not in str(err.value)  # a password in the URL is not echoed
+
+
+def test_a_space_pasted_after_the_charger_url_is_dropped() -> None:
+    cfg = parse(
+        {"meter": {"preset": "sdm630", "host": "h"}, "charger": {"url": "http://192.168.1.50 ", "token": "x"}}
+    )
+    assert cfg.charger.url == "http://192.168.1.50"
+
+
+def test_an_empty_config_name_is_an_error_not_a_search(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`-c "$CFG"` with CFG unset must not pick ./config.toml unawares."""
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, MINIMAL)
+    with pytest.raises(ConfigError, match="-c: an empty file name"):
+        find("")
+
+
+@pytest.mark.parametrize(("key", "value"), [("serial_port", TOKEN_64), ("baudrate", 0)])
+def test_serial_settings_that_cannot_be_a_device_are_refused(key: str, value: object) -> None:
+    meter = {"preset": "sdm630", "transport": "serial", "serial_port": "/dev/ttyUSB0", key: value}
+    with pytest.raises(ConfigError, match=rf"meter\.{key}") as err:
+        parse({"meter": meter, "charger": {"url": "http://c", "token": "x"}})
+    assert "3f9a3f9a" not in str(err.value)
 
 
 @pytest.mark.parametrize("token", ["SECRET\nTOKEN", "SECRÉT", "SECRET TOKEN"])
@@ -203,9 +253,6 @@ def test_a_token_no_http_header_can_carry_is_refused_without_showing_it(token: s
     with pytest.raises(ConfigError, match="charger.token: contains") as err:
         cfg.charger.resolved_token()
     assert "SECR" not in str(err.value)
-
-
-TOKEN_64 = "3f9a" * 16
 
 
 @pytest.mark.parametrize(
