@@ -30,6 +30,9 @@ from strategies import StrategyError, load
 log = logging.getLogger("peblar_surplus")
 
 EXIT_TIMEOUT_S = 4.0
+"""From the signal to the exit state written (or given up): with the devices closed after it
+(`CLOSE_TIMEOUT_S` each), the daemon is gone within 5 s of SIGTERM, as the README says."""
+CLOSE_TIMEOUT_S = 0.25
 STALL_INTERVALS = 3
 """Intervals without a cycle starting or ending, by the monotonic clock, before the loop is nudged."""
 STALL_MIN_S = 2.0
@@ -108,18 +111,43 @@ async def run(cfg: Config, devices: Devices, options: RunOptions) -> int:
     charger: Charger = DryRunCharger(devices.charger) if dry_run else devices.charger
     if dry_run:
         log.warning("DRY-RUN: reading meter and charger, computing decisions, writing nothing")
+    stop = options.stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    if options.handle_signals:
+        # From the start, the probe included (a charger that does not answer holds it for seconds),
+        # and kept until the exit state is written: a second Ctrl-C or SIGTERM during shutdown must not
+        # kill the process before the charger is left safe (EXIT_TIMEOUT_S bounds the wait).
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
     log.info("meter: %s", devices.meter.describe())
     try:
-        info = await probe(devices.charger, needs_write=not dry_run)
         rule = sched.active_rule(cfg.schedule, _now(options.clock), ZoneInfo(cfg.site.timezone))
-        controller = _controller(cfg, rule, devices.meter, charger, info or _UNPROBED, options, dry_run)
+        controller = _controller(cfg, rule, devices.meter, charger, _UNPROBED, options, dry_run)
         controller.on_cycle = options.on_cycle
         controller.cycle_log_level = options.cycle_log_level
+        probing = asyncio.ensure_future(probe(devices.charger, needs_write=not dry_run))
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({probing, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if not probing.done():
+            probing.cancel()
+            log.info("stopping during start-up")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(controller.write_exit_state(cfg.control.exit_state), EXIT_TIMEOUT_S)
+            return 0
+        info = probing.result()
+        if info is not None:
+            controller.info = info
         if options.once:
             result = await controller.cycle()
             return 0 if result.healthy else 1
-        return await _serve(cfg, controller, options, probed=info is not None, active=cfg.strategy_for(rule))
+        return await _serve(
+            cfg, controller, options, stop, probed=info is not None, active=cfg.strategy_for(rule)
+        )
     finally:
+        if options.handle_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
         await _close(devices)
 
 
@@ -164,18 +192,13 @@ async def _serve(
     cfg: Config,
     controller: Controller,
     options: RunOptions,
+    stop: asyncio.Event,
     *,
     probed: bool,
     active: tuple[str, dict[str, Any]],
 ) -> int:
-    """The loop until stopped; `active` is the (name, parameters) of the strategy the controller runs."""
-    stop = options.stop or asyncio.Event()
+    """The loop until `stop`; `active` is the (name, parameters) of the strategy the controller runs."""
     loop = asyncio.get_running_loop()
-    if options.handle_signals:
-        # Kept until the exit state is written: a second Ctrl-C or SIGTERM during shutdown must not
-        # kill the process before the charger is left safe (EXIT_TIMEOUT_S bounds the wait).
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
 
     running = asyncio.Lock()
     stopping = False
@@ -290,15 +313,15 @@ async def _serve(
         systemd.notify("STOPPING=1")
         stopping = True
         scheduler.pause()
-        # Let a cycle in flight finish (bounded), so the exit state is the last thing written.
+        # Let a cycle in flight finish (bounded), so the exit state is the last thing written; both
+        # within one EXIT_TIMEOUT_S, so a charger that does not answer cannot stretch the exit.
+        deadline = loop.time() + EXIT_TIMEOUT_S
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(running.acquire(), EXIT_TIMEOUT_S / 2)
         scheduler.shutdown(wait=False)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(controller.write_exit_state(cfg.control.exit_state), EXIT_TIMEOUT_S)
-        if options.handle_signals:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(sig)
+            exit_write = controller.write_exit_state(cfg.control.exit_state)
+            await asyncio.wait_for(exit_write, max(deadline - loop.time(), EXIT_TIMEOUT_S / 4))
     if refused is not None:
         raise refused
     return 0
@@ -307,4 +330,4 @@ async def _serve(
 async def _close(devices: Devices) -> None:
     for close in (devices.meter.aclose, devices.charger.aclose):
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(close(), 1.0)
+            await asyncio.wait_for(close(), CLOSE_TIMEOUT_S)

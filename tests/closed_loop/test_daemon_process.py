@@ -133,6 +133,28 @@ async def test_sigterm_writes_the_exit_state_and_exits(tmp_path: Path) -> None:
     assert TOKEN not in output
 
 
+async def test_sigterm_while_the_charger_does_not_answer_the_probe_still_ends_cleanly(tmp_path: Path) -> None:
+    """A charger that accepts the connection and never answers holds the start-up probe for
+    seconds: SIGTERM then must still try the exit state and end with 0 within the unit's
+    TimeoutStopSec, not die with 143 (or a KeyboardInterrupt traceback for Ctrl-C)."""
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # until the daemon hangs up
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server, MeterEmulator("sdm630") as meter:
+        cfg = config(tmp_path / "config.toml", meter.port, f"http://127.0.0.1:{port}")
+        async with daemon(cfg) as proc:
+            output = await read_until(proc, "meter: ")
+            code, rest = await stop_daemon(proc)
+    output += rest
+    assert code == 0, output
+    assert "stopping during start-up" in output
+    assert "exit: could not write pause state" in output
+    assert "Traceback" not in output
+
+
 async def test_systemd_hears_ready_watchdog_and_stopping(tmp_path: Path) -> None:
     """What `Type=notify` and `WatchdogSec=` in the unit file rely on, over a real notify socket."""
     # An abstract socket, as systemd itself uses: no path-length limit, nothing left behind.
