@@ -77,6 +77,8 @@ class Pv:
         self.enough_since: float | None = None
         self.dip_since: float | None = None
         self.dip_wh = 0.0
+        self.dip_s = 0.0
+        """Seconds of the dip spent below the minimum."""
         self.recovered_since: float | None = None
         """Since when the surplus is back at the minimum during a dip."""
         self.up_since: float | None = None
@@ -151,6 +153,9 @@ class Pv:
             self.enough_since = None
             self.dip_since, self.dip_wh = None, 0.0
             self.target_a = 0.0
+            if can_switch and self.car_phases == 3 and surplus < three_min:
+                # a 1→3 switch under way that the sun no longer carries: dropped, not completed
+                self.phases = 1
             return Decision.pause(
                 f"pv: surplus {surplus:.0f} W < {min_power:.0f} W while the charger is held paused: "
                 "not resuming into a dip",
@@ -185,10 +190,13 @@ class Pv:
                 min_power = one_min
 
         if surplus < min_power and not resting:
-            self.dip_since = self.dip_since if self.dip_since is not None else now
+            if self.dip_since is None:
+                self.dip_since, self.dip_s = now, 0.0
+            else:
+                self.dip_s += dt  # the time below the minimum only: sunny spells inside do not count
             self.recovered_since = None
             self.dip_wh += (min_power - surplus) * dt / 3600
-            dip_s = now - self.dip_since
+            dip_s = self.dip_s
             spent = self.dip_wh > p.dip_import_wh or dip_s > p.disable_delay_s
             if spent and self.phases == 3 and can_switch and surplus >= one_min:
                 # One phase still carries this surplus: switching costs no pause.

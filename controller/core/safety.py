@@ -82,14 +82,13 @@ def fuse_headroom_a(state: SiteState, phases: int, car_ceiling_ma: int) -> float
     limits = state.limits
     car_on_grid = _car_current_by_grid_phase(state, car_ceiling_ma)
     low_v = limits.voltage_v * LOWEST_VOLTAGE_FACTOR
-    car_w = state.car_power_w()
-    car_most_w = (car_on_grid[0] + car_on_grid[1] + car_on_grid[2]) * limits.voltage_v
-    other_total_w = grid.power_w - (car_w if car_w < car_most_w else car_most_w)
     headroom: float | None = None
     for grid_phase in limits.grid_phases(phases):
         measured = grid.phase_current_a(grid_phase, low_v)
         if measured is None:
-            other = other_total_w / low_v
+            car_w = state.car_power_w()
+            car_most_w = (car_on_grid[0] + car_on_grid[1] + car_on_grid[2]) * limits.voltage_v
+            other = (grid.power_w - (car_w if car_w < car_most_w else car_most_w)) / low_v
         else:
             other = measured - car_on_grid[grid_phase]
         room = limits.main_fuse_a - max(other, 0.0)

@@ -113,7 +113,8 @@ async def run(cfg: Config, devices: Devices, options: RunOptions) -> int:
         log.warning("DRY-RUN: reading meter and charger, computing decisions, writing nothing")
     stop = options.stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    if options.handle_signals:
+    handle_signals = options.handle_signals and not options.once  # --once: a script's single cycle
+    if handle_signals:
         # From the start, the probe included (a charger that does not answer holds it for seconds),
         # and kept until the exit state is written: a second Ctrl-C or SIGTERM during shutdown must not
         # kill the process before the charger is left safe (EXIT_TIMEOUT_S bounds the wait).
@@ -145,7 +146,7 @@ async def run(cfg: Config, devices: Devices, options: RunOptions) -> int:
             cfg, controller, options, stop, probed=info is not None, active=cfg.strategy_for(rule)
         )
     finally:
-        if options.handle_signals:
+        if handle_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
         await _close(devices)

@@ -155,6 +155,38 @@ async def test_sigterm_while_the_charger_does_not_answer_the_probe_still_ends_cl
     assert "Traceback" not in output
 
 
+async def test_run_once_keeps_the_default_signal_handling(tmp_path: Path) -> None:
+    """`run --once` is a script's single cycle: SIGTERM ends it as any command, not as a clean 0
+    that would read as a healthy cycle."""
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server, MeterEmulator("sdm630") as meter:
+        cfg = config(tmp_path / "config.toml", meter.port, f"http://127.0.0.1:{port}")
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "controller",
+            "run",
+            "--once",
+            "-c",
+            str(cfg),
+            env=env(),
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            await read_until(proc, "meter: ")
+            code, _ = await stop_daemon(proc)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    assert code != 0
+
+
 async def test_systemd_hears_ready_watchdog_and_stopping(tmp_path: Path) -> None:
     """What `Type=notify` and `WatchdogSec=` in the unit file rely on, over a real notify socket."""
     # An abstract socket, as systemd itself uses: no path-length limit, nothing left behind.

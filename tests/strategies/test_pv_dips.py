@@ -48,3 +48,30 @@ def test_minpv_keeps_the_minimum_on_one_phase_once_the_dip_budget_is_spent() -> 
     on_three = sum(c.dt_s for c in result.timeline if c.time >= T0 + 600 and c.phases == 3)
     assert on_three <= 120
     assert result.metrics.total.pauses == 0
+
+
+def test_only_the_time_below_the_minimum_counts_towards_the_longest_dip() -> None:
+    """Broken cloud: 20 s at 800 W, 25 s at 3 kW, for half an hour. The sunny spells, too short to
+    end the dip, must not count towards disable_delay_s (600 s): the charge goes on until the dip
+    has drawn its 120 Wh, not stop at 750 s after 68 Wh."""
+    rows = [f"{T0 + s},3000,300" for s in range(0, 120, 5)]
+    for k in range(40):
+        begin = T0 + 120 + 45 * k
+        rows += [f"{begin},800,300", f"{begin + 20},3000,300"]
+    rows.append(f"{T0 + 120 + 45 * 40},3000,300")
+    result = run(rows)
+    (stop,) = [c for c in result.timeline if "dip drew" in c.reason]
+    assert stop.time - T0 > 1000
+    assert "in 490 s" in stop.reason  # 25 × 20 s below the minimum, not the 1090 s since it began
+    assert 115 < grid_wh(result, T0 + 120) < 135
+
+
+def test_a_1_to_3_switch_the_sun_no_longer_carries_is_dropped_during_its_pause() -> None:
+    """The sun falls to 3.1 kW inside the pause before a 1→3 switch: completing the switch would
+    hold the charger paused for min_phase_switch_interval_s, on 1 phase the sun still charges."""
+    rows = [f"{T0},2500,300", f"{T0 + 400},9000,300", f"{T0 + 617},3100,300", f"{T0 + 1200},3100,300"]
+    result = run(rows)
+    switches = [c.time - T0 for c in result.timeline if "force1p=off" in c.command]
+    assert switches == []
+    charged = [c for c in result.timeline if c.time > T0 + 700]
+    assert all(c.target_a > 0 for c in charged)
