@@ -75,7 +75,8 @@ class Pv:
         self.phases = 0
         """Phase mode this strategy wants; 0 until the first decision reads the charger's."""
         self.enough_since: float | None = None
-        self.dip_since: float | None = None
+        self.in_dip = False
+        """A dip is being bridged; it lasts until the surplus has held the minimum (`recovered_since`)."""
         self.dip_wh = 0.0
         self.dip_s = 0.0
         """Seconds of the dip spent below the minimum."""
@@ -151,7 +152,7 @@ class Pv:
             # the car into the dip from the grid; a new start waits for the sun like any other.
             self.running = False
             self.enough_since = None
-            self.dip_since, self.dip_wh = None, 0.0
+            self.in_dip, self.dip_wh = False, 0.0
             self.target_a = 0.0
             if can_switch and self.car_phases == 3 and surplus < three_min:
                 # a 1→3 switch under way that the sun no longer carries: dropped, not completed
@@ -183,15 +184,15 @@ class Pv:
                     1,
                 )
             self.running = True
-            self.dip_since, self.dip_wh = None, 0.0
+            self.in_dip, self.dip_wh = False, 0.0
             self.target_a = 0.0
             if can_switch and self.phases == 3 and surplus < three_min and self.car_phases == 3:
                 self.phases = 1
                 min_power = one_min
 
         if surplus < min_power and not resting:
-            if self.dip_since is None:
-                self.dip_since, self.dip_s = now, 0.0
+            if not self.in_dip:
+                self.in_dip, self.dip_s = True, 0.0
             else:
                 self.dip_s += dt  # the time below the minimum only: sunny spells inside do not count
             self.recovered_since = None
@@ -201,7 +202,7 @@ class Pv:
             if spent and self.phases == 3 and can_switch and surplus >= one_min:
                 # One phase still carries this surplus: switching costs no pause.
                 self.phases, self.down_since = 1, None
-                self.dip_since, self.dip_wh = None, 0.0
+                self.in_dip, self.dip_wh = False, 0.0
                 min_power = one_min
                 spent = False
             if spent:
@@ -211,7 +212,7 @@ class Pv:
                     f"pv: dip drew {self.dip_wh:.0f} Wh in {dip_s:.0f} s "
                     f"(budget {p.dip_import_wh:.0f} Wh / {p.disable_delay_s:.0f} s)"
                 )
-                self.dip_since, self.dip_wh = None, 0.0
+                self.in_dip, self.dip_wh = False, 0.0
                 return self._dip_spent(reason, state)
             if not self.keep_minimum and surplus < min_power:
                 return self._set(
@@ -219,12 +220,12 @@ class Pv:
                     f"pv: dip, surplus {surplus:.0f} W < {min_power:.0f} W, bridging "
                     f"({self.dip_wh:.0f}/{p.dip_import_wh:.0f} Wh)",
                 )
-        elif self.dip_since is not None:
+        elif self.in_dip:
             # A dip ends when the surplus has held the minimum as long as a start needs: five seconds
             # of sun in an overcast hour must not give the next shadow a fresh budget.
             self.recovered_since = self.recovered_since if self.recovered_since is not None else now
             if resting or now - self.recovered_since >= p.enable_delay_s:
-                self.dip_since, self.dip_wh, self.recovered_since = None, 0.0, None
+                self.in_dip, self.dip_wh, self.recovered_since = False, 0.0, None
 
         wanted = surplus / (min(self.phases, self.car_phases) * volts)
         wanted = max(limits.min_current_a, min(limits.max_current_a, wanted))
@@ -276,7 +277,8 @@ class Pv:
     def _clock_stepped_back(self) -> None:
         """Timers stamped in the future would hold their delays for as long as the step: start them
         again from now (a running charge keeps running)."""
-        self.enough_since = self.dip_since = self.recovered_since = self.up_since = self.down_since = None
+        self.enough_since = self.recovered_since = self.up_since = self.down_since = None
+        self.in_dip = False
         self.smoothed_w = None
 
     def _phase_timers(
