@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from controller.core.records import fast_init
+from controller.core.records import core_record
 from controller.core.state import ChargerReading
 
 
-@fast_init
-@dataclass(frozen=True, slots=True)
+@core_record
 class Command:
     """What the charger should have after this cycle.
 
@@ -21,8 +18,7 @@ class Command:
     force_1_phase: bool | None = None
 
 
-@fast_init
-@dataclass(frozen=True, slots=True)
+@core_record
 class Write:
     """The fields of one PATCH /evinterface; a None field is not sent."""
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 import logging
 import math
 import numbers
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Protocol
 
 from controller.core import safety
 from controller.core.balance import surplus_w
 from controller.core.commands import Command, Write, diff
 from controller.core.decision import Decision
-from controller.core.records import fast_init
+from controller.core.records import core_record
 from controller.core.state import SiteState
 
 
@@ -26,15 +26,13 @@ class Decider(Protocol):
     def decide(self, state: SiteState) -> Decision: ...
 
 
-@fast_init
-@dataclass(frozen=True, slots=True)
+@core_record
 class ControlMemory:
     safety: safety.SafetyMemory = field(default_factory=safety.SafetyMemory)
     last_write_s: float | None = None
 
 
-@fast_init
-@dataclass(frozen=True, slots=True)
+@core_record
 class Outcome:
     """Everything one cycle decided, with the values that explain it."""
 

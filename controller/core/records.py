@@ -1,5 +1,10 @@
 """Frozen dataclasses that are cheap to build.
 
+Records that a strategy is handed or returns (`SiteState` and its readings, `Decision`) are frozen at
+run time, because a plugin is code the type checker never saw: a strategy that wrote to the state it
+was given could change what the safety layer sees. They use `fast_init`. Records only the core builds
+and reads (commands, memories, a cycle's outcome) are frozen for the type checker alone (`core_record`).
+
 A frozen dataclass's generated `__init__` stores each field with `object.__setattr__(self, name, …)`,
 a generic attribute lookup per field: on the benchmark machine a `SiteState` took 3.0 µs to build and a
 `ChargerReading` 3.6 µs. The simulator builds about a dozen such readings, decisions and memories per
@@ -8,13 +13,17 @@ control cycle, 17 280 cycles a simulated day, which made construction alone abou
 `fast_init` replaces that `__init__` with one that stores each field through its slot's own descriptor
 (about 3× faster). Everything else stays what `dataclass` made: the fields, their order, defaults and
 keyword names, `repr`, equality, hashing, and the instance is exactly as frozen as before.
+
+`core_record` makes a plain slot dataclass whose generated `__init__` stores each field with one
+specialised bytecode: a `Command` takes 0.17 µs instead of `fast_init`'s 0.29, an `Outcome` 0.33
+instead of 0.52. mypy --strict still refuses any assignment to its fields, as for a frozen one.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import types
-from typing import Any, TypeVar
+from typing import Any, TypeVar, dataclass_transform
 
 T = TypeVar("T")
 
@@ -58,3 +67,12 @@ def fast_init(cls: type[T]) -> type[T]:
     init.__doc__ = cls.__init__.__doc__
     setattr(cls, "__init__", init)  # noqa: B010 - mypy forbids assigning to a method
     return cls
+
+
+@dataclass_transform(frozen_default=True)
+def core_record(cls: type[T]) -> type[T]:
+    """A slot dataclass, frozen for mypy, for records that never leave the control core.
+
+    Equal records compare equal as before; they are not hashable, which none of them needs to be.
+    """
+    return dataclasses.dataclass(slots=True)(cls)

@@ -20,11 +20,9 @@ resume is, also one to a blind fallback above 0 A.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from controller.core.commands import Command
 from controller.core.decision import Decision
-from controller.core.records import fast_init
+from controller.core.records import core_record
 from controller.core.state import SiteLimits, SiteState
 from controller.core.units import MIN_SIGNAL_A, ma
 
@@ -32,8 +30,7 @@ PAUSE_FOR_SWITCH = "1→3 switch: pausing first"
 """The note of the pause before a 1→3 switch under way, which opens the contactor without a stop."""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True)
+@core_record
 class SafetyMemory:
     """What the safety layer must remember between cycles; returned each cycle, the same object when
     nothing in it changed.
