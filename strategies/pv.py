@@ -101,7 +101,7 @@ class Pv:
         """Instant on a drop, first-order on a rise: import is corrected at once, export cautiously."""
         if self.smoothed_w is None or self.last_s is None or raw <= self.smoothed_w:
             return raw
-        dt = max(now - self.last_s, 0.0)
+        dt = now - self.last_s if now > self.last_s else 0.0
         alpha = 1 - math.exp(-dt / self.params.rise_time_s)
         return self.smoothed_w + (raw - self.smoothed_w) * alpha
 
@@ -116,7 +116,9 @@ class Pv:
         if self.last_s is not None and now < self.last_s:
             self._clock_stepped_back()
         first = self.last_s is None
-        dt = 0.0 if self.last_s is None else max(now - self.last_s, 0.0)
+        # Comparisons rather than min() and max() on every cycle's path: in CPython a call of either
+        # costs more than the arithmetic around it.
+        dt = now - self.last_s if self.last_s is not None and now > self.last_s else 0.0
         surplus = self._smooth(raw, now)
         self.smoothed_w, self.last_s = surplus, now
 
@@ -145,7 +147,8 @@ class Pv:
         self._phase_timers(surplus, now, dt, can_switch and not resting, one_min, one_max)
 
         # While a switch to 1 phase is held back the charger still draws the 3-phase minimum.
-        min_power = min(max(self.phases, active), self.car_phases) * one_min
+        loaded = self.phases if self.phases > active else active
+        min_power = (loaded if loaded < self.car_phases else self.car_phases) * one_min
         if self.running and not drawing and not offered and surplus < min_power and not self.keep_minimum:
             # Held paused (the relay budget, the fuse, a 1→3 switch under way) while the sun went: a
             # dip is bridged to spare the contactor, and here it is open already. Resuming would start
@@ -227,8 +230,9 @@ class Pv:
             if resting or now - self.recovered_since >= p.enable_delay_s:
                 self.in_dip, self.dip_wh, self.recovered_since = False, 0.0, None
 
-        wanted = surplus / (min(self.phases, self.car_phases) * volts)
-        wanted = max(limits.min_current_a, min(limits.max_current_a, wanted))
+        wanted = surplus / ((self.phases if self.phases < self.car_phases else self.car_phases) * volts)
+        wanted = wanted if wanted < limits.max_current_a else limits.max_current_a
+        wanted = wanted if wanted > limits.min_current_a else limits.min_current_a
         return self._set(wanted, f"pv: surplus {surplus:.0f} W")
 
     def _recognise_car(self, state: SiteState, active: int, now: float) -> None:

@@ -88,8 +88,8 @@ def fuse_headroom_a(state: SiteState, phases: int, car_ceiling_ma: int) -> float
             other = (grid.power_w - (car_w if car_w < car_most_w else car_most_w)) / low_v
         else:
             other = measured - car_on_grid[grid_phase]
-        room = limits.main_fuse_a - max(other, 0.0)
-        headroom = room if headroom is None else min(headroom, room)
+        room = limits.main_fuse_a - (0.0 if other < 0.0 else other)
+        headroom = room if headroom is None or room < headroom else headroom
     return headroom
 
 
@@ -107,7 +107,8 @@ def _car_current_by_grid_phase(state: SiteState, car_ceiling_ma: int) -> list[fl
     if charger is None:
         return currents
     limits = state.limits
-    ceiling = min(car_ceiling_ma / 1000, limits.max_current_a)
+    ceiling = car_ceiling_ma / 1000
+    ceiling = ceiling if ceiling < limits.max_current_a else limits.max_current_a
     rotation = limits.phase_rotation
     if charger.phase_currents_a:
         for charger_phase, amps in enumerate(charger.phase_currents_a[:3]):
@@ -224,7 +225,8 @@ def _limit(
         notes.append(f"{target:.1f} A on {wanted}p is {scaled:.1f} A on {phases}p")
         target = scaled
     if target > 0:
-        clamped = min(max(target, limits.min_current_a), limits.max_current_a)
+        clamped = target if target > limits.min_current_a else limits.min_current_a
+        clamped = clamped if clamped < limits.max_current_a else limits.max_current_a
         if clamped != target:
             notes.append(f"clamp {target:.1f}→{clamped:.1f} A")
         target = clamped

@@ -13,7 +13,8 @@ MIN_SIGNAL_A = 6.0
 
 def ma(current_a: float) -> int:
     """Milliamps for the charger API, rounded down so a limit is never exceeded by rounding."""
-    return max(0, math.floor(current_a * 1000 + 1e-6))
+    milliamps = math.floor(current_a * 1000 + 1e-6)
+    return milliamps if milliamps > 0 else 0
 
 
 def amps(current_ma: int) -> float:

@@ -441,7 +441,8 @@ def _run(
                 meter_p,
             )
             if oracle_room_wh > 0.0:
-                o = min(oracle_row[row_i] * (s_next - s) / 3600.0, oracle_room_wh)
+                o = oracle_row[row_i] * (s_next - s) / 3600.0
+                o = o if o < oracle_room_wh else oracle_room_wh
                 seg.oracle_wh += o
                 oracle_room_wh -= o
             if not full:
@@ -611,11 +612,14 @@ class _Segment:
                 peak = abs(b)
                 if peak > fuse_w:
                     over_start = d
-                self.peak_w = max(self.peak_w, peak)
+                if peak > self.peak_w:
+                    self.peak_w = peak
                 continue
             p0 = b + amps0 * volts
             p1 = b + lag_current(amps0, target, tau, d) * volts
-            self.peak_w = max(self.peak_w, abs(p0), abs(p1))
+            peak = abs(p0) if abs(p0) > abs(p1) else abs(p1)
+            if peak > self.peak_w:
+                self.peak_w = peak
             for level in (fuse_w, -fuse_w):
                 over0 = p0 > level if level > 0 else p0 < level
                 over1 = p1 > level if level > 0 else p1 < level
