@@ -34,7 +34,8 @@ Definitions (the README's "Metrics" section copies them):
 - `cycle_ms_median`, `cycle_ms_p99` (totals only): wall-clock time of one `control.step` (strategy +
   safety layer + command diff) on the machine that ran the simulation.
 
-A day is a calendar day in the site's time zone; a cycle belongs to the day its interval starts in.
+A day is a calendar day in the site's time zone; a cycle belongs to the day its interval starts in,
+and a switch pause to the day of its pause. The whole run's block is the sum of its days'.
 `days` counts the days the run touches, `plugged_days` those on which the car was plugged in: the
 per-day figures of the summary and the benchmark divide by `plugged_days`.
 """
@@ -42,6 +43,7 @@ per-day figures of the summary and the benchmark divide by `plugged_days`.
 from __future__ import annotations
 
 import bisect
+import math
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -218,33 +220,20 @@ def summarize(
     main_fuse_a: float,
     compute_s: Sequence[float] = (),
 ) -> RunMetrics:
-    """The report's blocks: one per local day and one for the whole run."""
+    """The report's blocks: one per local day and one for the whole run.
+
+    One pass over the timeline: the whole run is the sum of its days, except for the most pauses in
+    ten minutes, which may span a midnight and is counted again over all pauses.
+    """
     if not rows:
         return RunMetrics(total=Metrics(main_fuse_a=main_fuse_a, days=0), days={})
     clock = DayClock(rows[0].time, rows[-1].time + rows[-1].dt_s, timezone)
-    by_day: dict[str, list[Cycle]] = {}
-    current = -1
-    boundary = -float("inf")
-    bucket: list[Cycle] = []
-    before: dict[str, Cycle | None] = {}
-    """Each day's cycle before its first: a pause or switch in a day's first cycle is that day's."""
-    last: Cycle | None = None
-    for row in rows:
-        if row.time >= boundary:
-            current = clock.index(row.time)
-            boundary = clock.starts[current + 1] if current + 1 < len(clock.starts) else float("inf")
-            bucket = by_day.setdefault(clock.names[current], [])
-            before.setdefault(clock.names[current], last)
-        bucket.append(row)
-        last = row
-    days = {
-        name: block(day_rows, main_fuse_a=main_fuse_a, previous=before[name])
-        for name, day_rows in by_day.items()
-    }
-    total = block(rows, main_fuse_a=main_fuse_a)
-    total.days = len(days)
-    total.plugged_days = sum(1 for m in days.values() if m.plugged_days)
-    total.cycle_ms_median, total.cycle_ms_p99 = timing_ms(compute_s)
+    stretches = _read(rows, main_fuse_a=main_fuse_a, clock=clock)
+    days = {name: stretch.metrics for name, stretch in stretches.items()}
+    total = combine(list(days.values()), compute_s=compute_s)
+    total.max_pauses_10min = most_in_window(
+        [t for stretch in stretches.values() for t in stretch.pause_times], PAUSE_WINDOW_S
+    )
     return RunMetrics(total=total, days=days)
 
 
@@ -286,13 +275,59 @@ def combine(blocks: Sequence[Metrics], *, compute_s: Sequence[float] = ()) -> Me
 def block(rows: Iterable[Cycle], *, main_fuse_a: float, previous: Cycle | None = None) -> Metrics:
     """Sum, count and maximise one stretch of the timeline (see the module docstring); `previous` is
     the cycle just before the stretch, against which its first cycle's pause or switch is counted."""
-    m = Metrics(main_fuse_a=main_fuse_a)
-    # Local sums, not attributes of `m`: this loop sees every cycle of a month twice.
+    stretches = _read(rows, main_fuse_a=main_fuse_a, clock=None, previous=previous)
+    return stretches[""].metrics if stretches else Metrics(main_fuse_a=main_fuse_a)
+
+
+@dataclass(slots=True)
+class _Stretch:
+    """A day (or a whole run) being read: its block, and when its pauses started."""
+
+    metrics: Metrics
+    pause_times: list[float]
+
+
+def _read(
+    rows: Iterable[Cycle], *, main_fuse_a: float, clock: DayClock | None, previous: Cycle | None = None
+) -> dict[str, _Stretch]:
+    """The blocks of the timeline's days (`clock`), or of the whole of it as one stretch named "".
+
+    A pause or a phase switch counts in the day of the cycle that makes it, against the cycle before,
+    which may lie in the day before; a switch pause counts in the day of its pause.
+    """
+    stretches: dict[str, _Stretch] = {}
+    stretch = _Stretch(Metrics(main_fuse_a=main_fuse_a), [])
+    boundary = -math.inf
+    # Local sums, not attributes of the block: this loop sees every cycle of a month.
     car_wh = solar_wh = export_wh = surplus_wh = oracle_wh = plugged_s = over_s = peak_a = 0.0
     commands = 0
-    pause_times: list[float] = []
-    open_pause: float | None = None
+    open_pause: _Stretch | None = None
+    """The stretch of the pause still open, that a 1→3 change may make a switch pause."""
+    open_since = 0.0
     for row in rows:
+        if row.time >= boundary:
+            if stretches:
+                _close(
+                    stretch,
+                    car_wh,
+                    solar_wh,
+                    export_wh,
+                    surplus_wh,
+                    oracle_wh,
+                    plugged_s,
+                    over_s,
+                    peak_a,
+                    commands,
+                )
+            car_wh = solar_wh = export_wh = surplus_wh = oracle_wh = plugged_s = over_s = peak_a = 0.0
+            commands = 0
+            if clock is None:
+                name, boundary = "", math.inf
+            else:
+                index = clock.index(row.time)
+                name = clock.names[index]
+                boundary = clock.starts[index + 1] if index + 1 < len(clock.starts) else math.inf
+            stretch = stretches[name] = _Stretch(Metrics(main_fuse_a=main_fuse_a), [])
         car_wh += row.car_wh
         solar_wh += row.car_solar_wh
         export_wh += row.export_wh
@@ -307,19 +342,40 @@ def block(rows: Iterable[Cycle], *, main_fuse_a: float, previous: Cycle | None =
             commands += 1
         if previous is not None and row.connected and previous.connected:
             if previous.target_a >= MIN_SIGNAL_A and row.target_a <= 0.0:
-                pause_times.append(row.time)
-                open_pause = row.time
+                stretch.pause_times.append(row.time)
+                open_pause, open_since = stretch, row.time
             if previous.phases != row.phases:
-                m.phase_switches += 1
+                stretch.metrics.phase_switches += 1
                 up = row.phases > previous.phases
-                if up and open_pause is not None and row.time - open_pause <= SWITCH_PAUSE_S:
-                    m.switch_pauses += 1
+                if up and open_pause is not None and row.time - open_since <= SWITCH_PAUSE_S:
+                    open_pause.metrics.switch_pauses += 1
                     open_pause = None
             if row.target_a > 0.0:  # resumed (possibly in the same cycle as the switch)
                 open_pause = None
         else:
             open_pause = None
         previous = row
+    if stretches:
+        _close(
+            stretch, car_wh, solar_wh, export_wh, surplus_wh, oracle_wh, plugged_s, over_s, peak_a, commands
+        )
+    return stretches
+
+
+def _close(
+    stretch: _Stretch,
+    car_wh: float,
+    solar_wh: float,
+    export_wh: float,
+    surplus_wh: float,
+    oracle_wh: float,
+    plugged_s: float,
+    over_s: float,
+    peak_a: float,
+    commands: int,
+) -> None:
+    """A stretch's block from its sums, once its last cycle is read."""
+    m = stretch.metrics
     m.fuse_seconds_over = over_s
     m.max_phase_current_a = peak_a
     m.commands = commands
@@ -333,9 +389,8 @@ def block(rows: Iterable[Cycle], *, main_fuse_a: float, previous: Cycle | None =
     m.surplus_kwh = surplus_wh / 1000
     m.plugged_hours = plugged_s / 3600
     m.plugged_days = 1 if plugged_s > 0 else 0
-    m.pauses = len(pause_times)
-    m.max_pauses_10min = most_in_window(pause_times, PAUSE_WINDOW_S)
-    return m
+    m.pauses = len(stretch.pause_times)
+    m.max_pauses_10min = most_in_window(stretch.pause_times, PAUSE_WINDOW_S)
 
 
 def most_in_window(times: Sequence[float], window_s: float) -> int:

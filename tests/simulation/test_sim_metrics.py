@@ -193,3 +193,32 @@ def test_a_pause_and_a_switch_in_a_days_first_cycle_count_for_that_day() -> None
     assert (run.total.pauses, run.total.phase_switches) == (1, 1)
     assert (run.days["2016-06-02"].pauses, run.days["2016-06-02"].phase_switches) == (1, 1)
     assert (run.days["2016-06-01"].pauses, run.days["2016-06-01"].phase_switches) == (0, 0)
+
+
+def test_a_switch_pause_across_midnight_counts_in_the_day_of_its_pause() -> None:
+    """Plugged in overnight: paused at 23:59 for a 1→3 switch that happens at 00:00."""
+    rows = [
+        cycle(DAY0 + 86400 - 120, target_a=10.0, phases=1),
+        cycle(DAY0 + 86400 - 60, target_a=0.0, phases=1),
+        cycle(DAY0 + 86400, target_a=0.0, phases=3),
+        cycle(DAY0 + 86400 + 60, target_a=6.0, phases=3),
+    ]
+    run = summarize(rows, timezone="UTC", main_fuse_a=25)
+    first, second = run.days["2016-06-01"], run.days["2016-06-02"]
+    assert (first.pauses, first.switch_pauses, first.phase_switches) == (1, 1, 0)
+    assert (second.pauses, second.switch_pauses, second.phase_switches) == (0, 0, 1)
+    assert (run.total.pauses, run.total.switch_pauses, run.total.phase_switches) == (1, 1, 1)
+
+
+def test_the_whole_run_sums_its_days_and_counts_ten_minutes_across_midnight() -> None:
+    """Three pauses within 10 minutes around midnight: no day has more than two, the run has three."""
+    rows = []
+    for k, t in enumerate(range(int(DAY0 + 86400 - 300), int(DAY0 + 86400 + 240), 60)):
+        rows.append(cycle(float(t), target_a=10.0 if k % 3 == 0 else 0.0, car_wh=10.0, car_solar_wh=5.0))
+    run = summarize(rows, timezone="UTC", main_fuse_a=25)
+    assert [m.max_pauses_10min for m in run.days.values()] == [2, 1]
+    assert run.total.max_pauses_10min == 3
+    assert run.total.pauses == sum(m.pauses for m in run.days.values()) == 3
+    assert run.total.car_kwh == pytest.approx(sum(m.car_kwh for m in run.days.values()))
+    assert run.total.solar_share == pytest.approx(0.5)
+    assert (run.total.days, run.total.plugged_days) == (2, 2)
