@@ -94,6 +94,11 @@ class Pv:
         while offered it; None: as much as the charger gives."""
         self.below_max_since: float | None = None
         self.drew = False
+        self._waiting_key: tuple[float, float, float] | None = None
+        self._waiting_reason = ""
+        """The reason of the last cycle that waited for the sun, and the numbers in it: while they hold,
+        so does the reason. Formatting it cost more than the decision, on ten thousand night cycles of a
+        simulated day."""
         """The car has drawn since it was plugged in: if it stops while offered current, it is full
         or waits on its own timer, and a dip or a phase switch would change nothing it draws."""
 
@@ -173,11 +178,14 @@ class Pv:
                 self.enough_since = None
             held = 0.0 if self.enough_since is None else now - self.enough_since
             if self.enough_since is None or held < p.enable_delay_s:
-                return Decision.pause(
-                    f"pv: surplus {surplus:.0f} W, start needs {start_power:.0f} W "
-                    f"for {p.enable_delay_s:.0f} s (held {held:.0f} s)",
-                    self.phases,
-                )
+                key = (surplus, start_power, held)
+                if key != self._waiting_key:
+                    self._waiting_key = key
+                    self._waiting_reason = (
+                        f"pv: surplus {surplus:.0f} W, start needs {start_power:.0f} W "
+                        f"for {p.enable_delay_s:.0f} s (held {held:.0f} s)"
+                    )
+                return Decision.pause(self._waiting_reason, self.phases)
             if can_switch and surplus < three_min and active == 3 and self.car_phases == 3:
                 # Starting on 3 phases would import the difference until the safety layer may
                 # switch (min_phase_switch_interval_s): ask for 1 phase and start once it is there.

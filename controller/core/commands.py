@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from controller.core.records import core_record
+from dataclasses import dataclass
+
+from controller.core.records import core_record, fast_init
 from controller.core.state import ChargerReading
 
 
@@ -18,7 +20,8 @@ class Command:
     force_1_phase: bool | None = None
 
 
-@core_record
+@fast_init
+@dataclass(frozen=True, slots=True)
 class Write:
     """The fields of one PATCH /evinterface; a None field is not sent."""
 
@@ -38,7 +41,8 @@ class Write:
 
 
 NOTHING = Write()
-"""The write of a cycle that changes nothing (most of them): one shared, frozen instance."""
+"""The write of a cycle that changes nothing (most of them): one shared, frozen instance. `diff`
+returns it whenever there is nothing to write, so `write is NOTHING` tells an idle cycle."""
 
 
 def diff(

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from controller.core import safety
 from controller.core.balance import surplus_w
-from controller.core.commands import Command, Write, diff
+from controller.core.commands import NOTHING, Command, Write, diff
 from controller.core.decision import Decision
 from controller.core.records import core_record
 from controller.core.state import SiteState
@@ -130,7 +130,7 @@ def decided(decision: Decision, state: SiteState, memory: ControlMemory) -> tupl
         last_write_s=memory.last_write_s,
         reassert_s=state.limits.reassert_s,
     )
-    last_write = state.now if write else memory.last_write_s
+    last_write = state.now if write is not NOTHING else memory.last_write_s
     # Positionally, in field order: the simulator builds one of these per cycle, half a million a month.
     outcome = Outcome(decision, command, write, tuple(notes) if notes else (), surplus_w(state))
     if safety_memory is memory.safety and last_write == memory.last_write_s:

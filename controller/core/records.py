@@ -3,7 +3,8 @@
 Records that a strategy is handed or returns (`SiteState` and its readings, `Decision`) are frozen at
 run time, because a plugin is code the type checker never saw: a strategy that wrote to the state it
 was given could change what the safety layer sees. They use `fast_init`. Records only the core builds
-and reads (commands, memories, a cycle's outcome) are frozen for the type checker alone (`core_record`).
+and reads (a command, the memories, a cycle's outcome) are frozen for the type checker alone
+(`core_record`); the one `Write` every idle cycle shares (`commands.NOTHING`) stays frozen at run time.
 
 A frozen dataclass's generated `__init__` stores each field with `object.__setattr__(self, name, …)`,
 a generic attribute lookup per field: on the benchmark machine a `SiteState` took 3.0 µs to build and a

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from controller.core.commands import NOTHING
 from controller.core.records import fast_init
 from controller.core.state import ChargerInfo, DeviceHealth, SiteLimits, SiteState
 
@@ -15,6 +16,12 @@ def test_a_strategy_cannot_change_the_state_it_is_handed() -> None:
     state = SiteState(100.0, SiteLimits(), ChargerInfo())
     with pytest.raises(dataclasses.FrozenInstanceError):
         state.now = 200.0  # type: ignore[misc]
+
+
+def test_the_write_every_idle_cycle_shares_cannot_be_changed() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        NOTHING.limit_ma = 0  # type: ignore[misc]
+    assert not NOTHING
 
 
 def test_positional_keyword_and_default_arguments_build_equal_records() -> None:

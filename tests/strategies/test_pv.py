@@ -354,3 +354,17 @@ def test_a_held_switch_to_one_phase_still_counts_the_three_phase_import() -> Non
     )
     assert paused_at is not None
     assert paused_at - switched_at <= 120 * 3600 / (4140 - 2000) + 10
+
+
+def test_the_reason_while_waiting_for_the_sun_always_gives_this_cycles_numbers() -> None:
+    """The log line of a cycle that waits is what a user reads to see why the car does not start."""
+    s = pv(enable_delay_s=30, rise_time_s=0.001)  # no smoothing of the rise: round numbers
+    reasons = [
+        s.decide(site(t, w)).reason
+        for t, w in ((0, 500.0), (5, 500.0), (10, 900.0), (15, 1500.0), (20, 1500.0), (25, 900.0))
+    ]
+    assert reasons[0] == reasons[1] == "pv: surplus 500 W, start needs 1380 W for 30 s (held 0 s)"
+    assert reasons[2] == "pv: surplus 900 W, start needs 1380 W for 30 s (held 0 s)"
+    assert reasons[3] == "pv: surplus 1500 W, start needs 1380 W for 30 s (held 0 s)"
+    assert reasons[4] == "pv: surplus 1500 W, start needs 1380 W for 30 s (held 5 s)"
+    assert reasons[5] == "pv: surplus 900 W, start needs 1380 W for 30 s (held 0 s)"
