@@ -25,6 +25,21 @@ def _bench() -> ModuleType:
     return module
 
 
+def _instructions() -> ModuleType:
+    sys.path.insert(0, str(ROOT / "bench"))  # it imports run.py as the script does, from its folder
+    try:
+        spec = importlib.util.spec_from_file_location(
+            "bench_instructions", ROOT / "bench" / "instructions.py"
+        )
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    return module
+
+
 def _one_day_folder(tmp_path: Path, *, pv_w: float) -> Path:
     """A folder with one day of 1-minute trace: `pv_w` of sun from 06:40 to 16:40 UTC, a 300 W house."""
     folder = tmp_path / "traces"
@@ -51,6 +66,7 @@ def test_bench_writes_results_and_reports_a_missing_strategy(
     assert "| off |" in text
     assert "`missing`: strategy.name = 'missing': cannot import 'strategies.not_there'" in text
     assert "Speed target" in text
+    assert "(best of 9; median " in text
     assert "skipping strategy 'missing'" in capsys.readouterr().err
 
 
@@ -95,3 +111,14 @@ def test_frontier_tabulates_every_setting_it_tries(tmp_path: Path, monkeypatch: 
     table = [line for line in lines if line.startswith("| ") and not line.startswith("| pv setting")]
     assert len(table) == len(frontier.SETTINGS_TRIED)
     assert table[0].startswith("| defaults |")
+
+
+def test_the_instruction_count_simulates_the_speed_checks_day_and_needs_valgrind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    instructions = _instructions()
+    trace = _one_day_folder(tmp_path, pv_w=3000) / "one-day.csv"
+    assert instructions.main(["--simulate", "1", str(trace)]) == 0  # the child valgrind measures
+    monkeypatch.setattr(instructions.shutil, "which", lambda _name: None)
+    assert instructions.main([str(trace.parent)]) == 2
+    assert "valgrind is not installed" in capsys.readouterr().err
