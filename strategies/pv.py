@@ -94,7 +94,7 @@ class Pv:
         while offered it; None: as much as the charger gives."""
         self.below_max_since: float | None = None
         self.drew = False
-        self._waiting_key: tuple[float, float, float] | None = None
+        self._waiting_key: tuple[float, float, float, float] | None = None
         self._waiting_reason = ""
         """The reason of the last cycle that waited for the sun, and the numbers in it: while they hold,
         so does the reason. Formatting it cost more than the decision, on ten thousand night cycles of a
@@ -178,7 +178,7 @@ class Pv:
                 self.enough_since = None
             held = 0.0 if self.enough_since is None else now - self.enough_since
             if self.enough_since is None or held < p.enable_delay_s:
-                key = (surplus, start_power, held)
+                key = (surplus, start_power, held, p.enable_delay_s)
                 if key != self._waiting_key:
                     self._waiting_key = key
                     self._waiting_reason = (

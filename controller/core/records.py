@@ -74,6 +74,6 @@ def fast_init(cls: type[T]) -> type[T]:
 def core_record(cls: type[T]) -> type[T]:
     """A slot dataclass, frozen for mypy, for records that never leave the control core.
 
-    Equal records compare equal as before; they are not hashable, which none of them needs to be.
+    Equal records compare equal and hash alike, as before (mypy takes them for hashable).
     """
-    return dataclasses.dataclass(slots=True)(cls)
+    return dataclasses.dataclass(slots=True, unsafe_hash=True)(cls)

@@ -108,7 +108,7 @@ def _car_current_by_grid_phase(state: SiteState, car_ceiling_ma: int) -> list[fl
         return currents
     limits = state.limits
     ceiling = car_ceiling_ma / 1000
-    ceiling = ceiling if ceiling < limits.max_current_a else limits.max_current_a
+    ceiling = limits.max_current_a if limits.max_current_a < ceiling else ceiling
     rotation = limits.phase_rotation
     if charger.phase_currents_a:
         for charger_phase, amps in enumerate(charger.phase_currents_a[:3]):
@@ -225,8 +225,8 @@ def _limit(
         notes.append(f"{target:.1f} A on {wanted}p is {scaled:.1f} A on {phases}p")
         target = scaled
     if target > 0:
-        clamped = target if target > limits.min_current_a else limits.min_current_a
-        clamped = clamped if clamped < limits.max_current_a else limits.max_current_a
+        clamped = limits.min_current_a if limits.min_current_a > target else target
+        clamped = limits.max_current_a if limits.max_current_a < clamped else clamped
         if clamped != target:
             notes.append(f"clamp {target:.1f}→{clamped:.1f} A")
         target = clamped

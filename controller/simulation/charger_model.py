@@ -114,7 +114,7 @@ class ChargerModel:
         offered = self.limit_actual_ma() / 1000
         if offered < MIN_CHARGE_MA / 1000:
             return 0.0
-        return offered if offered < car.max_current_a else car.max_current_a
+        return car.max_current_a if car.max_current_a < offered else offered
 
     def step(self, now: float) -> None:
         """Advance to `now` without new commands.

@@ -442,7 +442,7 @@ def _run(
             )
             if oracle_room_wh > 0.0:
                 o = oracle_row[row_i] * (s_next - s) / 3600.0
-                o = o if o < oracle_room_wh else oracle_room_wh
+                o = oracle_room_wh if oracle_room_wh < o else o
                 seg.oracle_wh += o
                 oracle_room_wh -= o
             if not full:

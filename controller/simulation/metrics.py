@@ -231,6 +231,7 @@ def summarize(
     stretches = _read(rows, main_fuse_a=main_fuse_a, clock=clock)
     days = {name: stretch.metrics for name, stretch in stretches.items()}
     total = combine(list(days.values()), compute_s=compute_s)
+    total.car_grid_kwh = max(total.car_kwh - total.car_solar_kwh, 0.0)
     total.max_pauses_10min = most_in_window(
         [t for stretch in stretches.values() for t in stretch.pause_times], PAUSE_WINDOW_S
     )

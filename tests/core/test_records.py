@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from controller.core.commands import NOTHING
+from controller.core.commands import NOTHING, Command
 from controller.core.records import fast_init
+from controller.core.safety import SafetyMemory
 from controller.core.state import ChargerInfo, DeviceHealth, SiteLimits, SiteState
 
 
@@ -22,6 +23,12 @@ def test_the_write_every_idle_cycle_shares_cannot_be_changed() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         NOTHING.limit_ma = 0  # type: ignore[misc]
     assert not NOTHING
+
+
+def test_the_cores_own_records_hash_like_frozen_ones() -> None:
+    """mypy takes a core_record for frozen, hence hashable: so must Python."""
+    assert len({Command(6000, False), Command(6000, False), Command(0, True)}) == 2
+    assert hash(SafetyMemory()) == hash(SafetyMemory())
 
 
 def test_positional_keyword_and_default_arguments_build_equal_records() -> None:
