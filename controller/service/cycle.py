@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import queue
 import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -51,29 +53,64 @@ gives less when half its interval is shorter). The built-ins take tens of micros
 needs seconds is doing I/O, and while a cycle waits for it no other cycle runs, fuse checks included."""
 
 
-def _in_thread(strategy: Strategy, state: SiteState) -> asyncio.Future[Decision]:
-    """`control.decide(strategy, state)` in a daemon thread: one that never returns must not keep the
-    process from exiting either, as a worker of asyncio's default executor would."""
-    loop = asyncio.get_running_loop()
-    answer: asyncio.Future[Decision] = loop.create_future()
+class _DecideWorker:
+    """A daemon thread that makes the strategy's decisions, one at a time, cycle after cycle.
 
-    def deliver(decision: Decision) -> None:
-        if not answer.done():
-            answer.set_result(decision)
+    A daemon thread, because one whose decide never returns must not keep the process from exiting, as
+    a worker of asyncio's default executor would. One that waits for the next cycle's state, because
+    starting a thread each cycle cost about 0.2 ms of CPU (bench/daemon.py), a tenth of a cycle's
+    budget on a small box. A worker still in a decide from an earlier cycle is `busy`: the controller
+    does not ask that strategy again until it answers (`Controller.deciding`), and any other decide
+    goes to a new worker; the busy one is retired and ends once its decide returns.
+    """
 
-    def work() -> None:
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self.busy = False
+        self._thread = threading.Thread(target=self._serve, name="strategy-decide", daemon=True)
+        self._thread.start()  # RuntimeError when the system has no thread to give
+
+    def usable(self) -> bool:
+        return not self.busy and self._thread.is_alive()
+
+    def decide(self, strategy: Strategy, state: SiteState) -> asyncio.Future[Decision]:
+        """`control.decide(strategy, state)` on this worker's thread, answered through the loop."""
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[Decision] = loop.create_future()
+        self.busy = True
+        self._jobs.put((loop, answer, strategy, state))
+        return answer
+
+    def retire(self) -> None:
+        self._jobs.put(None)
+
+    def _serve(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            self._run(*job)
+            del job  # while it waits, the worker holds no state, strategy or loop of a cycle gone by
+
+    def _run(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        answer: asyncio.Future[Decision],
+        strategy: Strategy,
+        state: SiteState,
+    ) -> None:
         try:
             decision = control.decide(strategy, state)  # turns the strategy's failures into a Decision
         except BaseException as exc:  # what even that lets through (KeyboardInterrupt, GeneratorExit)
             decision = control.fallback(state, f"{type(exc).__name__} in decide")
+        self.busy = False
         with contextlib.suppress(RuntimeError):  # the loop closed while it ran: nobody is waiting
-            loop.call_soon_threadsafe(deliver, decision)
+            loop.call_soon_threadsafe(_deliver, answer, decision)
 
-    try:
-        threading.Thread(target=work, name="strategy-decide", daemon=True).start()
-    except RuntimeError as exc:  # "can't start new thread": the cycle still gets its fuse check
-        deliver(control.fallback(state, f"decide could not be started ({exc})"))
-    return answer
+
+_Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Decision]", Strategy, SiteState]
+
+
+def _deliver(answer: asyncio.Future[Decision], decision: Decision) -> None:
+    if not answer.done():
+        answer.set_result(decision)
 
 
 class Controller:
@@ -113,6 +150,7 @@ class Controller:
         """A decide still running from an earlier cycle, and since when on the clock."""
         self.deciding_since = 0.0
         self.decide_budget_s = DECIDE_BUDGET_S
+        self.worker: _DecideWorker | None = None
         """Real seconds the cycle waits for decide; under half the interval, so the cycles keep pace."""
         self.limit_written: int | None = None
         self.unapplied = 0
@@ -234,7 +272,7 @@ class Controller:
         return result
 
     async def _decide(self, state: SiteState) -> Decision:
-        """The strategy's decision, made in a thread of its own.
+        """The strategy's decision, made on the worker's thread (`_DecideWorker`).
 
         A plugin that calls a web service, or loops, would otherwise hold the event loop: no cycle, no
         fuse check, no shutdown on SIGTERM, and the charger at its last limit. Waited for up to
@@ -248,7 +286,7 @@ class Controller:
             log.warning("strategy %s answered after up to %.0f s, too late to use", self.strategy_name, busy)
             self.deciding = None
         strategy, started = self.strategy, self.clock.now()
-        answer = _in_thread(strategy, state)
+        answer = self._decide_on_worker(strategy, state)
         budget_s = self.decide_budget_s
         done, _ = await asyncio.wait({answer}, timeout=budget_s)
         if done:
@@ -256,6 +294,20 @@ class Controller:
         if self.strategy is strategy:  # else a schedule switched strategies during the wait
             self.deciding, self.deciding_since = answer, started
         return control.fallback(state, f"decide has not answered within {budget_s:g} s")
+
+    def _decide_on_worker(self, strategy: Strategy, state: SiteState) -> asyncio.Future[Decision]:
+        if self.worker is not None and not self.worker.usable():
+            self.worker.retire()
+            self.worker = None
+        if self.worker is None:
+            try:
+                self.worker = _DecideWorker()
+                weakref.finalize(self, self.worker.retire)  # a controller gone, its worker ends too
+            except RuntimeError as exc:  # "can't start new thread": the cycle still gets its fuse check
+                answer: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
+                answer.set_result(control.fallback(state, f"decide could not be started ({exc})"))
+                return answer
+        return self.worker.decide(strategy, state)
 
     async def _write(self, write: Write) -> bool:
         try:

@@ -370,9 +370,11 @@ class Hanging:
     def __init__(self) -> None:
         self.calls = 0
         self.release = threading.Event()
+        self.thread: threading.Thread | None = None
 
     def decide(self, state: SiteState) -> Decision:
         self.calls += 1
+        self.thread = threading.current_thread()
         self.release.wait(30)
         return Decision(16, 3, "hanging: 16 A")
 
@@ -436,6 +438,49 @@ async def test_what_even_the_strategy_check_lets_through_fails_that_cycle_only(s
     assert "STRATEGY FAILED (KeyboardInterrupt in decide)" in first.outcome.reason()
     assert "STRATEGY FAILED (KeyboardInterrupt in decide)" in second.outcome.reason()
     assert interrupted.calls == 2  # asked again: it did answer, with an exception
+
+
+class Recording:
+    """Which thread each decide ran on."""
+
+    def __init__(self) -> None:
+        self.threads: list[threading.Thread] = []
+
+    def decide(self, state: SiteState) -> Decision:
+        self.threads.append(threading.current_thread())
+        return Decision(16, 3, "recording")
+
+
+async def test_one_thread_makes_every_cycles_decision_while_it_answers(site: Site) -> None:
+    """A thread started for each cycle cost a tenth of a small box's budget for a cycle."""
+    controller = make(site)
+    recording = Recording()
+    controller.set_strategy("recording", recording)  # type: ignore[arg-type]
+    await site.run(15)
+    first, second, third = recording.threads
+    assert first is second is third
+    assert first is not threading.main_thread()
+
+
+async def test_the_thread_of_a_strategy_switched_away_from_while_it_hangs_ends_when_it_answers(
+    site: Site,
+) -> None:
+    controller = make(site)
+    controller.decide_budget_s = 0.3
+    hanging = Hanging()
+    controller.set_strategy("hanging", hanging)  # type: ignore[arg-type]
+    await site.run(5)
+    recording = Recording()
+    controller.set_strategy("recording", recording)  # type: ignore[arg-type]
+    await site.run(5)
+    hung = hanging.thread
+    assert hung is not None
+    assert recording.threads[0] is not hung  # the new strategy was asked on a thread of its own
+    hanging.release.set()
+    hung.join(5)
+    assert not hung.is_alive()
+    await site.run(5)
+    assert recording.threads[0] is recording.threads[1]
 
 
 async def test_a_thread_that_cannot_start_still_gives_the_cycle_its_fallback(
