@@ -94,6 +94,8 @@ class Pv:
         while offered it; None: as much as the charger gives."""
         self.below_max_since: float | None = None
         self.drew = False
+        self.was_drawing = False
+        """The car drew in the last cycle."""
         self._waiting_key: tuple[float, float, float, float] | None = None
         self._waiting_reason = ""
         """The reason of the last cycle that waited for the sun, and the numbers in it: while they hold,
@@ -154,7 +156,18 @@ class Pv:
         # While a switch to 1 phase is held back the charger still draws the 3-phase minimum.
         loaded = self.phases if self.phases > active else active
         min_power = (loaded if loaded < self.car_phases else self.car_phases) * one_min
+        just_stopped, self.was_drawing = self.was_drawing and not drawing, drawing
         if self.running and not drawing and not offered and surplus < min_power and not self.keep_minimum:
+            if just_stopped:
+                # The charger reads the car at 0 W already, the meter (read a moment earlier, or slower
+                # to update) may still see it drawing: the surplus looks that much smaller. Judged now,
+                # the pause of a 1→3 switch dropped the switch (in the demo two of three, each costing
+                # a pause). Held one cycle on the phases in use; the next one judges a settled meter.
+                return Decision.pause(
+                    f"pv: surplus {surplus:.0f} W < {min_power:.0f} W just after the car stopped: "
+                    "waiting for the meter to settle",
+                    active,
+                )
             # Held paused (the relay budget, the fuse, a 1→3 switch under way) while the sun went: a
             # dip is bridged to spare the contactor, and here it is open already. Resuming would start
             # the car into the dip from the grid; a new start waits for the sun like any other.

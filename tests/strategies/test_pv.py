@@ -368,3 +368,23 @@ def test_the_reason_while_waiting_for_the_sun_always_gives_this_cycles_numbers()
     assert reasons[3] == "pv: surplus 1500 W, start needs 1380 W for 30 s (held 0 s)"
     assert reasons[4] == "pv: surplus 1500 W, start needs 1380 W for 30 s (held 5 s)"
     assert reasons[5] == "pv: surplus 900 W, start needs 1380 W for 30 s (held 0 s)"
+
+
+def test_a_meter_still_seeing_the_car_that_just_stopped_does_not_drop_a_1_to_3_switch() -> None:
+    """In the pause before a 1→3 switch the charger reads the car at 0 W while the meter still sees
+    its 3.7 kW: judged on that, the switch was dropped and the car restarted on 1 phase, and the next
+    attempt cost another pause (the demo paused three times for each switch)."""
+    strategy = pv(enable_delay_s=0, phase_switch_delay_s=0)
+    assert strategy.decide(site(0, 5000, car_w=3680, force_1p=True)).phases == 3  # wants 3 phases
+
+    def paused_by_safety(state: SiteState) -> SiteState:
+        assert state.charger is not None
+        return replace(state, charger=replace(state.charger, limit_ma=0, limit_actual_ma=0))
+
+    lagging = strategy.decide(paused_by_safety(site(5, 5000 - 3680, force_1p=True)))
+    assert lagging.paused
+    assert lagging.phases == 1  # the switch waits a cycle, on the phases in use
+    assert "waiting for the meter to settle" in lagging.reason
+    settled = strategy.decide(paused_by_safety(site(10, 5000, force_1p=True)))
+    assert not settled.paused
+    assert settled.phases == 3
