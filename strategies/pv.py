@@ -94,6 +94,8 @@ class Pv:
         while offered it; None: as much as the charger gives."""
         self.below_max_since: float | None = None
         self.drew = False
+        """The car has drawn since it was plugged in: if it stops while offered current, it is full
+        or waits on its own timer, and a dip or a phase switch would change nothing it draws."""
         self.was_drawing = False
         """The car drew in the last cycle."""
         self._waiting_key: tuple[float, float, float, float] | None = None
@@ -101,8 +103,6 @@ class Pv:
         """The reason of the last cycle that waited for the sun, and the numbers in it: while they hold,
         so does the reason. Formatting it cost more than the decision, on ten thousand night cycles of a
         simulated day."""
-        """The car has drawn since it was plugged in: if it stops while offered current, it is full
-        or waits on its own timer, and a dip or a phase switch would change nothing it draws."""
 
     def _smooth(self, raw: float, now: float) -> float:
         """Instant on a drop, first-order on a rise: import is corrected at once, export cautiously."""

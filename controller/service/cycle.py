@@ -150,8 +150,9 @@ class Controller:
         """A decide still running from an earlier cycle, and since when on the clock."""
         self.deciding_since = 0.0
         self.decide_budget_s = DECIDE_BUDGET_S
-        self.worker: _DecideWorker | None = None
         """Real seconds the cycle waits for decide; under half the interval, so the cycles keep pace."""
+        self.worker: _DecideWorker | None = None
+        """The thread that makes the decisions; started by the first cycle."""
         self.limit_written: int | None = None
         self.unapplied = 0
         """Reads in a row that did not show the limit last written."""
