@@ -67,6 +67,7 @@ def test_bench_writes_results_and_reports_a_missing_strategy(
     assert "`missing`: strategy.name = 'missing': cannot import 'strategies.not_there'" in text
     assert "Speed target" in text
     assert "(best of 9; median " in text
+    assert " s of CPU time (the least of the 9)" in text
     assert "skipping strategy 'missing'" in capsys.readouterr().err
 
 
