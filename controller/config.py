@@ -198,9 +198,17 @@ class ChargerConfig(_Table):
             try:
                 token = path.read_text(encoding="utf-8").strip()
             except OSError as exc:
-                hint = "; run as a user that may read it (sudo)" if exc.errno == errno.EACCES else ""
+                if exc.errno == errno.EACCES:
+                    hint = "; run as a user that may read it (sudo)"
+                elif exc.errno == errno.ENOENT:
+                    hint = (
+                        "; write the API token from the charger's web UI (Settings > Advanced) into it, "
+                        f"or set charger.token or ${ENV_TOKEN} instead"
+                    )
+                else:
+                    hint = ""
                 raise ConfigError(
-                    redacted(f"charger.token_file: cannot read {path} ({exc.strerror}){hint}")
+                    redacted(f"charger.token_file: cannot read {path.absolute()} ({exc.strerror}){hint}")
                 ) from exc
             if not token:
                 raise ConfigError(

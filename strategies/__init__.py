@@ -184,17 +184,31 @@ def _keys(model: type[BaseModel]) -> set[str]:
 
 def _not_its_parameters(name: str, cls: StrategyClass, unknown: list[str]) -> str:
     """One line for all unknown keys, saying whose they are: switching `name = "pv"` to "fast" in
-    the example config leaves pv's parameters behind, which is not seven separate mistakes."""
+    the example config leaves pv's parameters behind, which is not seven separate mistakes.
+
+    A key another built-in takes gets no "did you mean": the nearest name of this strategy is another
+    setting, and following the hint would give the old value a new meaning."""
     own = list(cls.Params.model_fields)
     keys = ", ".join(f"strategy.{key}" for key in unknown)
     what = "not a parameter" if len(unknown) == 1 else "not parameters"
-    hints = [f"did you mean {m[0]}?" for key in unknown if (m := get_close_matches(key, own, n=1))]
-    owners = sorted(
-        other
+    others = {
+        other: set(_import(target, other).Params.model_fields)
         for other, target in BUILTINS.items()
-        if other != name and set(unknown) <= set(_import(target, other).Params.model_fields)
-    )
-    if owners:
-        hints.append(f"{'it is' if len(unknown) == 1 else 'they are'} for {' / '.join(owners)}: remove")
+        if other != name
+    }
+    theirs = [key for key in unknown if any(key in fields for fields in others.values())]
+    hints = []
+    for key in unknown:
+        if key not in theirs and (match := get_close_matches(key, own, n=1)):
+            hints.append(
+                f"did you mean {match[0]}?" if len(unknown) == 1 else f"{key}: did you mean {match[0]}?"
+            )
+    if theirs:
+        owners = sorted(other for other, fields in others.items() if set(theirs) <= fields)
+        whose = f"for {' / '.join(owners)}" if owners else "other strategies' parameters"
+        if theirs == unknown:
+            hints.append(f"{'it is' if len(theirs) == 1 else 'they are'} {whose}: remove")
+        else:
+            hints.append(f"{', '.join(theirs)} {'is' if len(theirs) == 1 else 'are'} {whose}: remove")
     hints.append(f"{name!r} takes: {', '.join(own) or 'no parameters'}")
     return f"{keys}: {what} of {name!r} ({'; '.join(hints)})"

@@ -173,6 +173,23 @@ def test_outside_systemd_a_relative_token_file_lies_next_to_the_config(
         load(path).charger.resolved_token()
 
 
+def test_a_missing_token_file_gives_its_full_path_and_the_ways_to_fix_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`check` in the checkout, the config found as ./config.toml: the first thing most users run."""
+    (tmp_path / "config.toml").write_text(
+        '[meter]\npreset = "sdm630"\nhost = "h"\n[charger]\nurl = "http://c"\ntoken_file = "peblar-token"\n',
+        encoding="utf-8",
+    )
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    monkeypatch.delenv("PEBLAR_SURPLUS_TOKEN", raising=False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as err:
+        load(Path("config.toml")).charger.resolved_token()
+    assert f"cannot read {tmp_path / 'peblar-token'} (No such file" in str(err.value)
+    assert "into it, or set charger.token or $PEBLAR_SURPLUS_TOKEN instead" in str(err.value)
+
+
 def test_missing_token_says_where_to_find_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PEBLAR_SURPLUS_TOKEN", raising=False)
     cfg = parse({"meter": {"preset": "sdm630", "host": "h"}, "charger": {"url": "http://c"}})

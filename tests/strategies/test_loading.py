@@ -160,6 +160,16 @@ def test_parameters_left_behind_by_another_strategy_are_named_as_theirs() -> Non
     )
 
 
+def test_another_strategys_parameter_gets_no_did_you_mean_that_would_rename_it() -> None:
+    """The example config's pv parameters under `name = "evcc-default"`: following "did you mean
+    phase_switch_duration_s" would have made pv's 240 s phase-switch delay evcc's switch duration."""
+    with pytest.raises(StrategyError) as err:
+        strategies.load("evcc-default", {"phase_switch_delay_s": 240, "enable_dely_s": 30})
+    message = str(err.value)
+    assert "did you mean phase_switch_duration_s" not in message
+    assert "enable_dely_s: did you mean enable_delay_s?; phase_switch_delay_s is for minpv / pv: remove" in message
+
+
 def test_a_class_missing_from_its_module_is_named() -> None:
     with pytest.raises(
         StrategyError, match="strategy.name = 'strategies.pv:Nope': module 'strategies.pv' has no 'Nope'"
