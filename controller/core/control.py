@@ -68,7 +68,9 @@ def decide(strategy: Decider, state: SiteState) -> Decision:
         if (
             isinstance(decision, Decision)
             and isinstance(decision.current_a, (float, int))  # a tuple: faster than int | float
-            and decision.current_a == decision.current_a  # not NaN
+            # Neither NaN nor an int too large for a float (10**400): both go to _normalised, where
+            # the one is refused and the other fails its float() inside this try.
+            and -1e9 < decision.current_a < 1e9
             and isinstance(decision.phases, int)
             and isinstance(decision.reason, str)  # the log line of every cycle formats it
         ):
@@ -122,7 +124,12 @@ def step(state: SiteState, strategy: Decider, memory: ControlMemory) -> tuple[Ou
 def decided(decision: Decision, state: SiteState, memory: ControlMemory) -> tuple[Outcome, ControlMemory]:
     """The rest of `step` for a decision already made: the daemon runs `decide` in a thread of its own,
     so that a strategy that hangs cannot hold the loop, and the fuse check with it."""
-    command, safety_memory, notes = safety.apply(decision, state, memory.safety)
+    try:
+        command, safety_memory, notes = safety.apply(decision, state, memory.safety)
+    except Exception as exc:  # a decision the checks above let through and the layer cannot take
+        log.debug("safety layer raised on %s:", _shown(decision), exc_info=True)
+        decision = fallback(state, f"the safety layer could not take its decision: {_described(exc)}")
+        command, safety_memory, notes = safety.apply(decision, state, memory.safety)
     write = diff(
         command,
         state.charger,

@@ -20,6 +20,8 @@ resume is, also one to a blind fallback above 0 A.
 
 from __future__ import annotations
 
+import math
+
 from controller.core.commands import Command
 from controller.core.decision import Decision
 from controller.core.records import core_record
@@ -89,6 +91,8 @@ def fuse_headroom_a(state: SiteState, phases: int, car_ceiling_ma: int) -> float
         else:
             other = measured - car_on_grid[grid_phase]
         room = limits.main_fuse_a - (0.0 if other < 0.0 else other)
+        if math.isnan(room):  # the device layers refuse NaN, so this is a reading built past them
+            return 0.0
         headroom = room if headroom is None or room < headroom else headroom
     return headroom
 

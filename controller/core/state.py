@@ -89,10 +89,12 @@ class DeviceHealth:
     failures: int = 0
 
     def stale(self, now: float, after_s: float) -> bool:
-        """Also stale when the last good read lies in the future: after the clock stepped back, the
-        age cannot be known, and an unknown age must not postpone the fallback."""
+        """Stale from the moment the last good read is `after_s` old (no valid data *for* that long),
+        so with a 5 s interval and 20 s the fallback is written 20 s after the last good read, not 25.
+        Also stale when the last good read lies in the future: after the clock stepped back, the age
+        cannot be known, and an unknown age must not postpone the fallback."""
         last_ok = self.last_ok
-        return last_ok is None or now - last_ok > after_s or now < last_ok
+        return last_ok is None or now - last_ok >= after_s or now < last_ok
 
     def succeeded(self, now: float) -> DeviceHealth:
         return DeviceHealth(last_ok=now, last_error=None, failures=0)

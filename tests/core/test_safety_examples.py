@@ -152,6 +152,19 @@ def test_a_total_only_meter_takes_no_more_car_power_off_than_its_capped_current_
     assert cmd.limit_ma == 0  # 2.8 A of headroom is below the minimum
 
 
+@pytest.mark.parametrize("phase_a", [(float("nan"),) * 3, (5.0, float("nan"), 5.0)])
+def test_a_reading_of_nan_leaves_no_headroom(phase_a: tuple[float, float, float]) -> None:
+    """The meter and charger clients refuse NaN; a reading built past them (a plugin meter, a test
+    harness) must not switch the fuse check off, as a NaN compares False with every limit."""
+    state = site(phase_a=(30, 30, 30), car_a=(16, 16, 16), charging=True, limit_ma=16000)
+    nan = float("nan")
+    phases = tuple(PhaseReading(power_w=a * 230, current_a=a, voltage_v=230) for a in phase_a)
+    state = replace(state, grid=MeterReading(time=state.now, power_w=nan, phases=phases))
+    assert fuse_headroom_a(state, 3, 16000) == 0.0
+    cmd, _, _ = apply(Decision(16, 3, "fast"), state, SafetyMemory(last_limit_ma=16000))
+    assert cmd.limit_ma == 0
+
+
 def test_phase_power_without_voltage_is_counted_at_the_lowest_grid_voltage() -> None:
     """A meter with phase powers only (the Victron GX system service) on a feeder at 207 V: 26 A of
     house load on L1 is 5382 W, which 230 V would read as 23.4 A."""
@@ -183,6 +196,16 @@ def test_blind_meter_gives_the_fallback() -> None:
     assert notes[0].startswith("BLIND (no valid meter data for 21 s)")
     fresh = site(now=1000, meter_ok=981, limits=limits, limit_ma=16000)
     assert apply(Decision(16, 3, "fast"), fresh, SafetyMemory())[0].limit_ma == 16000
+
+
+def test_the_fallback_comes_when_the_last_good_reading_is_stale_after_s_old_not_a_cycle_later() -> None:
+    """Last good meter read at 980, stale_after_s 20: the cycle at 1000 is blind (README: no valid
+    data *for* stale_after_s); with a 5 s interval the fallback came at 1005 before."""
+    limits = replace(LIMITS, fallback_current_a=6)
+    state = site(now=1000, meter_ok=980, limits=limits)
+    cmd, _, notes = apply(Decision(16, 3, "fast"), state, SafetyMemory())
+    assert cmd.limit_ma == 6000
+    assert notes[0].startswith("BLIND (no valid meter data for 20 s)")
 
 
 def test_a_resume_to_the_blind_fallback_waits_for_the_relay_budget() -> None:

@@ -304,6 +304,13 @@ class ForecastError(Exception):
         return f"forecast service said {self.detail}"  # type: ignore[attr-defined]
 
 
+class Amps(int):
+    """A plugin's own unit type: an int, until the safety layer formats it for a clamp note."""
+
+    def __format__(self, spec: str) -> str:
+        raise ValueError(f"Amps cannot be formatted as {spec!r}")
+
+
 class Unshowable:
     def __repr__(self) -> str:
         raise RuntimeError("no repr")
@@ -319,6 +326,8 @@ class Unshowable:
         (Unshowable(), "returned a Unshowable that cannot be shown"),
         (SystemExit(3), "SystemExit: 3"),
         (Decision(float("nan"), 3, "model says"), "returned a current of NaN"),
+        (Decision(10**400, 3, "model says"), "OverflowError: int too large to convert to float"),
+        (Decision(Amps(20), 3, "model says"), "the safety layer could not take its decision: ValueError"),
     ],
 )
 async def test_a_failing_strategy_gets_the_fallback_through_the_safety_layer(

@@ -167,7 +167,8 @@ def test_another_strategys_parameter_gets_no_did_you_mean_that_would_rename_it()
         strategies.load("evcc-default", {"phase_switch_delay_s": 240, "enable_dely_s": 30})
     message = str(err.value)
     assert "did you mean phase_switch_duration_s" not in message
-    assert "enable_dely_s: did you mean enable_delay_s?; phase_switch_delay_s is for minpv / pv: remove" in message
+    hints = "enable_dely_s: did you mean enable_delay_s?; phase_switch_delay_s is for minpv / pv: remove"
+    assert hints in message
 
 
 def test_a_class_missing_from_its_module_is_named() -> None:
