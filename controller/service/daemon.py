@@ -252,23 +252,35 @@ async def _serve(
         systemd.notify("WATCHDOG=1")
 
     zone = ZoneInfo(cfg.site.timezone)
+    firings = 0  # schedule firings so far: a strategy built for an older one is not switched to
 
     async def switch(fired: ScheduleRule) -> None:
         """Switch to the rule that should be active now, which is not always the one that fired:
         after a suspend every missed rule fires at once, in no useful order, and rules due at the
         same minute fire in the order of their job ids. Asking `active_rule`, as a restart does,
-        makes the live daemon and a restart agree."""
-        nonlocal active
+        makes the live daemon and a restart agree.
+
+        The new strategy is built on a thread of its own: a plugin's constructor may take its time (a
+        model to load, a web service to ask), and on the event loop it would hold every cycle, fuse
+        check and fallback included. The strategy in force keeps running meanwhile; a later firing
+        supersedes a build still under way."""
+        nonlocal active, firings
+        firings += 1
+        mine = firings
         rule = sched.active_rule(cfg.schedule, _now(options.clock), zone) or fired
         wanted = cfg.strategy_for(rule)
         if wanted == active:
             log.debug("schedule %r fired; strategy %s stays (schedule %r)", fired.cron, wanted[0], rule.cron)
             return
         try:
-            controller.set_strategy(rule.strategy, load(*wanted))
+            strategy = await asyncio.to_thread(load, *wanted)
         except StrategyError as exc:
             log.error("schedule %r: %s", rule.cron, exc)
             return
+        if mine != firings:
+            log.info("schedule %r: %s built, but a later firing has chosen since", rule.cron, wanted[0])
+            return
+        controller.set_strategy(rule.strategy, strategy)
         active = wanted
         sched.request_cycle(scheduler)
 

@@ -7,7 +7,9 @@ scheduler would (after a suspend it calls every missed one at once, in an order 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import contextlib
+import threading
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -32,36 +34,41 @@ RULES = [
 ]
 
 
-async def test_the_live_daemon_switches_to_the_rule_a_restart_would_pick(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    schedulers: list[Any] = []
+class Daemon:
+    """The running daemon's scheduler, and which strategy its cycles run."""
+
+    def __init__(self) -> None:
+        self.schedulers: list[Any] = []
+        self.reasons: asyncio.Queue[str] = asyncio.Queue()
+
+    def on_cycle(self, result: CycleResult) -> None:
+        self.reasons.put_nowait(result.outcome.decision.reason)
+
+    async def next_strategy(self) -> str:
+        """The strategy of the next cycle to end from now."""
+        while not self.reasons.empty():
+            self.reasons.get_nowait()
+        return (await asyncio.wait_for(self.reasons.get(), 10)).split(":")[0]
+
+    async def fire(self, job_id: str) -> None:
+        """What APScheduler does when the rule's time comes."""
+        job = self.schedulers[0].get_job(job_id)
+        await job.func(*job.args)
+
+
+@contextlib.asynccontextmanager
+async def running(
+    monkeypatch: pytest.MonkeyPatch, clock: ManualClock, strategy: dict[str, object]
+) -> AsyncIterator[Daemon]:
+    """The daemon with RULES against the emulators, cycling every 50 ms of real time on `clock`."""
+    seen = Daemon()
     real_build = sched.build
 
     def build(*args: Any, **kwargs: Any) -> Any:
-        schedulers.append(real_build(*args, **kwargs))
-        return schedulers[-1]
-
-    loaded: list[tuple[str, dict[str, object]]] = []
-    real_load = strategies.load
-
-    def load(name: str, params: Mapping[str, object]) -> strategies.Strategy:
-        loaded.append((name, dict(params)))
-        return real_load(name, params)
+        seen.schedulers.append(real_build(*args, **kwargs))
+        return seen.schedulers[-1]
 
     monkeypatch.setattr(sched, "build", build)
-    monkeypatch.setattr(daemon, "load", load)
-    clock = ManualClock(datetime(2026, 11, 27, 22, 0, 30, tzinfo=BERLIN).timestamp())  # a Friday
-    reasons: asyncio.Queue[str] = asyncio.Queue()
-
-    def on_cycle(result: CycleResult) -> None:
-        reasons.put_nowait(result.outcome.decision.reason)
-
-    async def next_strategy() -> str:
-        while not reasons.empty():
-            reasons.get_nowait()
-        return (await asyncio.wait_for(reasons.get(), 10)).split(":")[0]
-
     async with PeblarEmulator(clock, token=TOKEN) as charger, MeterEmulator("sdm630") as meter:
         meter.set_values(phase_power_w=(500.0, 500.0, 500.0))
         cfg = parse(
@@ -69,39 +76,84 @@ async def test_the_live_daemon_switches_to_the_rule_a_restart_would_pick(
                 "site": {"timezone": "Europe/Berlin"},
                 "meter": {"preset": "sdm630", "host": "127.0.0.1", "port": meter.port},
                 "charger": {"url": charger.url, "token": TOKEN},
-                "strategy": {"name": "pv", "reserve_w": 300},
+                "strategy": strategy,
                 "schedule": RULES,
             }
         )
         stop = asyncio.Event()
         options = daemon.RunOptions(
-            stop=stop, handle_signals=False, on_cycle=on_cycle, interval_s=0.05, clock=clock
+            stop=stop, handle_signals=False, on_cycle=seen.on_cycle, interval_s=0.05, clock=clock
         )
         run = asyncio.create_task(daemon.run(cfg, daemon.open_devices(cfg), options))
         try:
-            assert await next_strategy() == "off"  # at start-up Friday's exception wins
-            made = len(loaded)
-            weekdays = schedulers[0].get_job("schedule-0")
-            await weekdays.func(*weekdays.args)  # fires for Friday 22:00 too
-            assert await next_strategy() == "off"
-            assert len(loaded) == made  # the strategy in force keeps running, its timers with it
-
-            # Suspended from Monday 21:00 to Tuesday 23:00: the missed rules fire at once, in the
-            # order of their first missed firing, the morning rule last; the night rule fired last.
-            clock.advance(datetime(2026, 12, 1, 23, 0, tzinfo=BERLIN).timestamp() - clock.now())
-            for job_id in ("schedule-0", "schedule-2"):
-                job = schedulers[0].get_job(job_id)
-                await job.func(*job.args)
-            assert await next_strategy() == "fast"
-
-            clock.advance(8 * 3600)  # Wednesday 07:00
-            morning = schedulers[0].get_job("schedule-2")
-            await morning.func(*morning.args)
-            assert await next_strategy() == "pv"
+            yield seen
         finally:
             stop.set()
             assert await asyncio.wait_for(run, 10) == 0
+
+
+async def test_the_live_daemon_switches_to_the_rule_a_restart_would_pick(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    loaded: list[tuple[str, dict[str, object]]] = []
+    real_load = strategies.load
+
+    def load(name: str, params: Mapping[str, object]) -> strategies.Strategy:
+        loaded.append((name, dict(params)))
+        return real_load(name, params)
+
+    monkeypatch.setattr(daemon, "load", load)
+    clock = ManualClock(datetime(2026, 11, 27, 22, 0, 30, tzinfo=BERLIN).timestamp())  # a Friday
+    async with running(monkeypatch, clock, {"name": "pv", "reserve_w": 300}) as seen:
+        assert await seen.next_strategy() == "off"  # at start-up Friday's exception wins
+        made = len(loaded)
+        await seen.fire("schedule-0")  # fires for Friday 22:00 too
+        assert await seen.next_strategy() == "off"
+        assert len(loaded) == made  # the strategy in force keeps running, its timers with it
+
+        # Suspended from Monday 21:00 to Tuesday 23:00: the missed rules fire at once, in the
+        # order of their first missed firing, the morning rule last; the night rule fired last.
+        clock.advance(datetime(2026, 12, 1, 23, 0, tzinfo=BERLIN).timestamp() - clock.now())
+        await seen.fire("schedule-0")
+        await seen.fire("schedule-2")
+        assert await seen.next_strategy() == "fast"
+
+        clock.advance(8 * 3600)  # Wednesday 07:00
+        await seen.fire("schedule-2")
+        assert await seen.next_strategy() == "pv"
     assert loaded[-1] == ("pv", {"reserve_w": 300})  # the rule runs pv as [strategy] tunes it
+
+
+async def test_a_strategy_slow_to_build_holds_no_cycle_and_a_later_rule_supersedes_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A plugin whose constructor takes its time (a model to load) once held the event loop: no
+    cycle, no fuse check, no fallback, for as long as it took."""
+    gate = threading.Event()
+    real_load = strategies.load
+
+    def load(name: str, params: Mapping[str, object]) -> strategies.Strategy:
+        if name == "fast":  # the slow plugin
+            gate.wait(5)
+        return real_load(name, params)
+
+    monkeypatch.setattr(daemon, "load", load)
+    clock = ManualClock(datetime(2026, 11, 27, 22, 0, 30, tzinfo=BERLIN).timestamp())  # Friday: off
+    async with running(monkeypatch, clock, {"name": "pv"}) as seen:
+        try:
+            assert await seen.next_strategy() == "off"
+            clock.advance(datetime(2026, 12, 1, 22, 0, 30, tzinfo=BERLIN).timestamp() - clock.now())
+            building = asyncio.create_task(seen.fire("schedule-0"))  # Tuesday 22:00: fast
+            for _ in range(3):
+                assert await seen.next_strategy() == "off"  # the cycles go on while fast is built
+            clock.advance(8 * 3600)  # Wednesday 06:00, fast still being built
+            await seen.fire("schedule-2")
+            assert await seen.next_strategy() == "pv"
+            gate.set()
+            await building
+            assert await seen.next_strategy() == "pv"  # the older firing's strategy is not switched to
+        finally:
+            gate.set()
 
 
 @pytest.mark.parametrize(("interval_s", "budget_s"), [(1, 0.5), (5, 1.0)])
