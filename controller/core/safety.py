@@ -73,7 +73,8 @@ def fuse_headroom_a(state: SiteState, phases: int, car_ceiling_ma: int) -> float
     is not counted as headroom, because a cloud can take it away faster than the next cycle. Without
     per-phase data, the whole non-car import is assumed on each phase; the car's power taken off it is
     never more than its capped current at the nominal voltage, so that a charger reading 15.6 kW on an
-    11 kW limit cannot hide 4.6 kW of house load.
+    11 kW limit cannot hide 4.6 kW of house load. A meter with phase values that does not measure a
+    phase this mode loads leaves no headroom.
     """
     grid = state.grid
     if grid is None:
@@ -84,6 +85,10 @@ def fuse_headroom_a(state: SiteState, phases: int, car_ceiling_ma: int) -> float
     headroom: float | None = None
     for grid_phase in limits.grid_phases(phases):
         measured = grid.phase_current_a(grid_phase, low_v)
+        if measured is None and grid.phases:
+            # A meter of fewer phases than this mode loads (an sdm120 ahead of 3 phases): its total
+            # is the power of its own phase, not the site's, so nothing bounds this phase's load.
+            return 0.0
         if measured is None:
             car_w = state.car_power_w()
             car_most_w = (car_on_grid[0] + car_on_grid[1] + car_on_grid[2]) * limits.voltage_v
@@ -95,6 +100,18 @@ def fuse_headroom_a(state: SiteState, phases: int, car_ceiling_ma: int) -> float
             return 0.0
         headroom = room if headroom is None or room < headroom else headroom
     return headroom
+
+
+def _unmeasured_phase(state: SiteState, phases: int) -> int | None:
+    """The first grid phase this mode loads that a meter with phase values does not measure."""
+    grid = state.grid
+    if grid is None or not grid.phases:
+        return None
+    low_v = state.limits.voltage_v * LOWEST_VOLTAGE_FACTOR
+    for grid_phase in state.limits.grid_phases(phases):
+        if grid.phase_current_a(grid_phase, low_v) is None:
+            return grid_phase
+    return None
 
 
 def _car_current_by_grid_phase(state: SiteState, car_ceiling_ma: int) -> list[float]:
@@ -257,6 +274,9 @@ def _limit(
         if headroom >= max(limits.min_current_a, MIN_SIGNAL_A):
             notes.append(f"fuse: {target:.1f}→{headroom:.1f} A")
             target = headroom
+        elif (blank := _unmeasured_phase(state, loaded)) is not None:
+            notes.append(f"fuse: the meter does not measure grid L{blank + 1}, pausing {loaded}p charging")
+            target = 0.0
         else:
             notes.append(f"fuse: headroom {headroom:.1f} A < minimum, pausing")
             target = 0.0

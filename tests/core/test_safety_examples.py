@@ -165,6 +165,22 @@ def test_a_reading_of_nan_leaves_no_headroom(phase_a: tuple[float, float, float]
     assert cmd.limit_ma == 0
 
 
+def test_a_single_phase_meter_ahead_of_three_phases_allows_charging_on_its_phase_only() -> None:
+    """An sdm120 measures L1 alone, and its total is L1's power. With 24 A of house load on L2 and
+    L3, taking that total for the site's gave 16 A on 3 phases: 40 A on L2 and L3 of a 25 A fuse."""
+    state = site(phase_a=(2 + 16, 24 + 16, 24 + 16), car_a=(16, 16, 16), charging=True, limit_ma=16000)
+    l1 = PhaseReading(power_w=18 * 230, current_a=18, voltage_v=230)
+    state = replace(state, grid=MeterReading(time=state.now, power_w=18 * 230, phases=(l1,)))
+    cmd, _, notes = apply(Decision(16, 3, "fast"), state, SafetyMemory(last_limit_ma=16000))
+    assert cmd.limit_ma == 0
+    assert "fuse: the meter does not measure grid L2, pausing 3p charging" in notes
+    on_l1 = site(phase_a=(2, 24, 24), force_1p=True)
+    only_l1 = (PhaseReading(power_w=2 * 230, current_a=2, voltage_v=230),)
+    on_l1 = replace(on_l1, grid=MeterReading(time=on_l1.now, power_w=2 * 230, phases=only_l1))
+    cmd, _, _ = apply(Decision(16, 1, "fast"), on_l1, SafetyMemory())
+    assert cmd.limit_ma == 16000
+
+
 def test_phase_power_without_voltage_is_counted_at_the_lowest_grid_voltage() -> None:
     """A meter with phase powers only (the Victron GX system service) on a feeder at 207 V: 26 A of
     house load on L1 is 5382 W, which 230 V would read as 23.4 A."""
