@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -159,7 +160,34 @@ def _default(spec: FieldInfo) -> str:
         default: Any = spec.get_default(call_default_factory=True)
     except Exception as exc:  # a plugin's default_factory with a bug: the listing goes on
         return f"(its default cannot be made: {type(exc).__name__}: {exc})"
-    return repr(default)
+    if default is None:
+        return "(none: leave the key out)"
+    try:
+        return _toml(default)
+    except ValueError:
+        return f"{default!r} (a Python value with no TOML spelling)"
+
+
+def _toml(value: object) -> str:
+    """`value` spelled as TOML, so that a line of the listing can be pasted into the config: `true`,
+    not Python's `True`, which TOML refuses. ValueError where TOML has no spelling for it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # a JSON string is a TOML basic string
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml(item) for item in value) + "]"
+    if isinstance(value, dict) and all(isinstance(key, str) for key in value):
+        return "{" + ", ".join(f"{json.dumps(key)} = {_toml(item)}" for key, item in value.items()) + "}"
+    raise ValueError(f"no TOML spelling for {type(value).__name__}")
 
 
 def _demo_seconds(text: str) -> float:

@@ -7,6 +7,7 @@ on `sys.path`, found by `importlib` and `importlib.metadata` the way an installe
 from __future__ import annotations
 
 import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -232,6 +233,23 @@ def test_the_strategies_listing_survives_a_broken_default_and_shows_required_par
     assert "    level = (required, no default)" in out
     assert "    start = (its default cannot be made: ZeroDivisionError: division by zero)" in out
     assert "steady: always the same current" in out  # listed after the broken one
+
+
+def test_every_default_the_listing_shows_can_be_pasted_into_the_config(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`milliamps = False` was Python; pasted into config.toml it was not valid TOML."""
+    assert main(["strategies"]) == 0
+    listed: dict[str, dict[str, object]] = {}
+    for line in capsys.readouterr().out.splitlines():
+        if not line.startswith("    "):
+            block = listed.setdefault(line.split(":")[0], {})
+            continue
+        assignment = line.strip().split(" — ")[0]
+        block.update(tomllib.loads(assignment))
+    for name, target in strategies.BUILTINS.items():
+        defaults = {key: spec.default for key, spec in strategies.resolve(name).Params.model_fields.items()}
+        assert listed[name] == defaults, target
 
 
 def test_a_plugins_own_names_for_its_parameters_are_taken(plugin_path: Path) -> None:
