@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -117,10 +119,28 @@ class ModbusMeter:
         if not await self._client.connect():
             self._backoff_s = min(max(2 * self._backoff_s, 1.0), MAX_RECONNECT_WAIT_S)
             self._retry_at = now + self._backoff_s
-            raise MeterUnreachable(f"meter {self.where}: cannot connect")
+            raise MeterUnreachable(f"meter {self.where}: cannot connect; {await self._why_not_connected()}")
         self._backoff_s = 0.0
         if self.connect_delay_s:
             await asyncio.sleep(self.connect_delay_s)
+
+    async def _why_not_connected(self) -> str:
+        """What to check, told apart where that is cheap: pymodbus keeps the reason to its own log,
+        and a name that does not resolve or a device path that does not exist reads like a meter
+        that is off."""
+        s = self.settings
+        if s.transport == "serial":
+            return _serial_hint(s.serial_port or "")
+        try:
+            await asyncio.wait_for(asyncio.get_running_loop().getaddrinfo(s.host, self.port), 2.0)
+        except socket.gaierror:
+            return f"the name {s.host!r} does not resolve: check [meter] host"
+        except (TimeoutError, OSError):
+            pass
+        return (
+            "check that the meter is on and that [meter] host and port are right; many inverters "
+            "accept one Modbus TCP client at a time (close any other)"
+        )
 
     async def _read_block(self, function: int, address: int, count: int) -> list[int]:
         if self.request_delay_s and self.requests:
@@ -251,6 +271,18 @@ class ModbusMeter:
                 f"i.e. meter.max_power_w {self.max_power_w:.0f} W at {NOMINAL_VOLTAGE_V:.0f} V; "
                 "wrong preset, scale or word order?)"
             )
+
+
+def _serial_hint(path: str) -> str:
+    """A look at a device node, which never waits on the device itself."""
+    if not os.path.exists(path):
+        return f"no device {path}: check [meter] serial_port (ls /dev/serial/by-id/)"
+    if not os.access(path, os.R_OK | os.W_OK):
+        return (
+            f"this user may not open {path}: add it to group dialout (in the systemd unit: "
+            "SupplementaryGroups=dialout, and the device's class in DeviceAllow)"
+        )
+    return "check the adapter's wiring (A/B), baudrate, parity and the meter's unit_id"
 
 
 def _check_phase_gaps(values: dict[str, float | None], where: str) -> None:

@@ -199,6 +199,12 @@ async def test_timeout_and_refused_connection(emulator: PeblarEmulator) -> None:
             await c.read(0)
 
 
+async def test_a_charger_name_that_does_not_resolve_is_told_from_a_charger_that_is_off() -> None:
+    async with PeblarClient("http://peblar.invalid", TOKEN, retry_budget_s=0) as c:
+        with pytest.raises(ChargerUnreachable, match="the name 'peblar.invalid' does not resolve; check"):
+            await c.read(0)
+
+
 async def test_proxy_variables_are_ignored(emulator: PeblarEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
     """The charger is on the LAN: a proxy set for the shell (here a dead one) must not get its
     requests, nor the token in their headers."""

@@ -165,6 +165,26 @@ async def test_reader_recovers_when_the_server_comes_back() -> None:
     await emu.stop()
 
 
+@pytest.mark.parametrize(
+    ("where", "hint"),
+    [
+        ({"host": "meter.invalid"}, "cannot connect; the name 'meter.invalid' does not resolve"),
+        ({"host": "127.0.0.1", "port": 1}, "cannot connect; check that the meter is on and that"),
+        (
+            {"transport": "serial", "serial_port": "/dev/ttyNOPE", "host": None},
+            "cannot connect; no device /dev/ttyNOPE: check [meter] serial_port",
+        ),
+    ],
+)
+async def test_a_meter_that_cannot_be_reached_says_what_to_check(where: dict[str, object], hint: str) -> None:
+    """pymodbus keeps the reason to its own log: a typo in the name read like a meter that is off."""
+    meter = ModbusMeter(MeterSettings.model_validate({"preset": "sdm630", "timeout_s": 0.3, **where}))
+    with pytest.raises(MeterUnreachable) as err:
+        await meter.read(0)
+    assert hint in str(err.value)
+    await meter.aclose()
+
+
 async def _back_after(failing_reads: range | tuple[int, ...]) -> tuple[MeterEmulator, ModbusMeter]:
     """A meter read at 0 s, then off for `failing_reads` (each a read that fails), then back."""
     emu = MeterEmulator("sdm630")

@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import re
+import socket
 from typing import Any, TypeVar
 
 import httpx
@@ -246,9 +247,15 @@ class PeblarClient:
                 f"{one_line(str(exc), BODY_CHARS)}); the charger may be restarting or overloaded"
             ) from None
         except httpx.TransportError as exc:
+            if _unresolvable(exc):
+                raise ChargerUnreachable(
+                    f"{method} {url}: cannot connect, the name {httpx.URL(url).host!r} does not resolve; "
+                    "check [charger] url (the charger's IP address works where its name does not)"
+                ) from None
+            reason = one_line(str(exc), BODY_CHARS)
             raise ChargerUnreachable(
-                f"{method} {url}: cannot connect ({type(exc).__name__}); is the charger on and its "
-                "local REST API enabled?"
+                f"{method} {url}: cannot connect ({type(exc).__name__}{': ' + reason if reason else ''}); "
+                "is the charger on and its local REST API enabled?"
             ) from None
         except httpx.DecodingError as exc:
             raise ChargerMalformedAnswer(
@@ -330,6 +337,16 @@ def _raise_for_status(method: str, url: str, response: httpx.Response) -> None:
 def _with_excerpt(status: int, message: str) -> str:
     """`404: <body excerpt>`, or the bare status when the body is empty: no dangling colon."""
     return f"{status}: {message}" if message else str(status)
+
+
+def _unresolvable(exc: BaseException) -> bool:
+    """Whether a connection failed at the name lookup, which httpx reports like a charger that is off."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, socket.gaierror):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def _parse(model: type[M], response: httpx.Response, path: str) -> M:
