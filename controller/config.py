@@ -155,6 +155,16 @@ class ChargerConfig(_Table):
             )
         return token
 
+    def token_source(self) -> str:
+        """Where `resolved_token` takes the token from, never the token itself."""
+        if os.environ.get(ENV_TOKEN) is not None:
+            return f"${ENV_TOKEN}"
+        if self.token is not None:
+            return "charger.token"
+        if self.token_file is not None:
+            return redacted(f"charger.token_file ({self._token_path(self.token_file).absolute()})")
+        return "charger.token"
+
     def _token_path(self, path: Path) -> Path:
         """Under systemd a relative name is a credential (`LoadCredential`); by hand (`check`, a dry
         run before installing the unit) the same name is the file next to the config, which is where

@@ -81,6 +81,7 @@ def open_devices(cfg: Config, *, token: str | None = None) -> Devices:
         timeout_s=cfg.charger.timeout_s,
         max_requests_per_s=cfg.charger.max_requests_per_s,
         max_current_ma=round(cfg.charger.max_current_a * 1000),
+        token_source="the demo" if token is not None else cfg.charger.token_source(),
     )
     return Devices(meter=ModbusMeter(cfg.meter), charger=charger)
 

@@ -10,8 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from controller.charger.base import ChargerAuthError
 from controller.cli import EXIT_CONFIG, main
+from controller.clock import ManualClock
 from controller.config import ConfigError, parse
+from controller.service.daemon import open_devices
+from controller.simulation.peblar_emulator import PeblarEmulator
 
 METER = {"preset": "sdm630", "host": "h"}
 GOOD = "3f9a" * 16
@@ -96,3 +100,29 @@ def test_an_empty_token_exits_2_with_one_line(
     assert "is empty" in err
     assert "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("source", ["env", "key", "file"])
+async def test_a_rejected_token_names_where_it_came_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str
+) -> None:
+    """A stale $PEBLAR_SURPLUS_TOKEN wins over the config; "check the API token" sent the user to
+    copy again a token file that was never read."""
+    path = tmp_path / "peblar-token"
+    path.write_text("0bad" * 16, encoding="utf-8")
+    async with PeblarEmulator(ManualClock(0), token=GOOD) as charger:
+        raw: dict[str, object] = {"url": charger.url}
+        if source == "env":
+            monkeypatch.setenv("PEBLAR_SURPLUS_TOKEN", "0bad" * 16)
+            raw["token_file"] = str(path)
+        elif source == "key":
+            raw["token"] = "0bad" * 16
+        else:
+            raw["token_file"] = str(path)
+        devices = open_devices(parse({"meter": METER, "charger": raw}))
+        with pytest.raises(ChargerAuthError) as err:
+            await devices.charger.probe()
+        await devices.charger.aclose()
+    named = {"env": "$PEBLAR_SURPLUS_TOKEN", "key": "charger.token", "file": f"charger.token_file ({path})"}
+    assert f"rejected the API token from {named[source]} (401)" in str(err.value)
+    assert "0bad" not in str(err.value)

@@ -85,8 +85,13 @@ class PeblarClient:
         max_requests_per_s: float = 2.0,
         max_current_ma: int = 16000,
         waits: Waits | None = None,
+        token_source: str = "the caller",  # noqa: S107 - where the token came from, not a token
     ) -> None:
+        """`token_source` says where the token came from, for the message when the charger rejects it:
+        a stale `$PEBLAR_SURPLUS_TOKEN` wins over the config and would send a user to copy a token
+        file that was never read."""
         self.base_url = base_url.rstrip("/")
+        self._token_source = token_source
         self._waits = waits or RealWaits()
         self._token = token
         self._own_http = http is None
@@ -269,7 +274,7 @@ class PeblarClient:
                 f"{method} {url}: request failed ({type(exc).__name__}); check the charger URL "
                 "(http://<charger-ip>, no path)"
             ) from None
-        _raise_for_status(method, url, response)
+        _raise_for_status(method, url, response, self._token_source)
         return response
 
 
@@ -295,7 +300,7 @@ def _status_message(response: httpx.Response) -> str:
     return one_line(str(data), BODY_CHARS)
 
 
-def _raise_for_status(method: str, url: str, response: httpx.Response) -> None:
+def _raise_for_status(method: str, url: str, response: httpx.Response, token_source: str) -> None:
     status = response.status_code
     if status < 400:
         return
@@ -304,8 +309,8 @@ def _raise_for_status(method: str, url: str, response: httpx.Response) -> None:
     error: ChargerError
     if status == 401:
         error = ChargerAuthError(
-            f"{where}: the charger rejected the API token (401); check the API token in the charger's "
-            "web UI, Settings > Advanced",
+            f"{where}: the charger rejected the API token from {token_source} (401); compare it with the "
+            "one on the charger's web UI, Settings > Advanced",
             status,
         )
     elif status == 403:
