@@ -21,6 +21,8 @@ from controller.core.state import ChargerInfo, SiteLimits
 from controller.core.units import MIN_SIGNAL_A as MIN_CHARGE_A
 
 EXIT_OK, EXIT_INPUT = 0, 2
+COARSEST_STEP_S = 900.0
+"""The coarsest trace resolution the issue asks to handle (15 min); coarser ones run, with a note."""
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -166,6 +168,7 @@ class Setup:
     timezone: str
     strategy: str
     params: dict[str, Any]
+    schedule_rules: int = 0
 
 
 def _setup(config: str | None) -> Setup | str:
@@ -184,6 +187,7 @@ def _setup(config: str | None) -> Setup | str:
         timezone=cfg.site.timezone,
         strategy=cfg.strategy.name,
         params=cfg.strategy.params,
+        schedule_rules=len(cfg.schedule),
     )
 
 
@@ -267,6 +271,15 @@ def handle(args: argparse.Namespace) -> int:
             if args.strategy:  # the name came from the command line, not from the config's key
                 message = message.replace(f"strategy.name = {name!r}", f"--strategy {name}", 1)
             return _fail(message)
+    outputs = [
+        (flag, Path(path).resolve())
+        for flag, path in (("--report", args.report), ("--timeline", args.timeline), ("--plot", args.plot))
+        if path
+    ]
+    for index, (flag, path) in enumerate(outputs):
+        for earlier, other in outputs[:index]:
+            if path == other:
+                return _fail(f"{earlier} and {flag}: the same path {path}; the one would overwrite the other")
     for flag, target, is_dir in (
         ("--report", args.report, False),
         ("--timeline", args.timeline, False),
@@ -279,8 +292,20 @@ def handle(args: argparse.Namespace) -> int:
         traces = [read_trace(path) for path in args.trace]
     except TraceError as exc:
         return _fail(str(exc))
+    if setup.schedule_rules:
+        print(
+            f"note: the config's {setup.schedule_rules} [[schedule]] rule(s) are not simulated; every cycle "
+            f"runs {', '.join(names)} throughout",
+            file=sys.stderr,
+        )
     for trace in traces:
         print(trace.describe(), file=sys.stderr)
+        if trace.step_s > COARSEST_STEP_S:
+            print(
+                f"  note: one row every {trace.step_s:g} s, coarser than {COARSEST_STEP_S:g} s: each value "
+                "is held until the next, so clouds are missing and the figures are rough",
+                file=sys.stderr,
+            )
         for gap in trace.gaps[:10]:
             print(f"  gap: {gap.describe()} (last values held)", file=sys.stderr)
         if len(trace.gaps) > 10:
@@ -311,7 +336,10 @@ def handle(args: argparse.Namespace) -> int:
             bar.done = done + span
     bar.finish()
 
-    print(summary_text(results))
+    try:
+        print(summary_text(results), flush=True)
+    except BrokenPipeError:  # `simulate … | head`: the files asked for are still written
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     flag = ""
     try:
         if args.report:
@@ -414,11 +442,12 @@ class ProgressBar:
         if elapsed < self.delay_s or self.stream is None:
             return
         fraction = min(max(done / self.total, 0.0), 1.0)
-        eta = elapsed / fraction - elapsed if fraction > 0 else 0.0
+        # Extrapolated from less than a tenth, the time left is mostly the start-up's noise.
+        left = f"~{elapsed / fraction - elapsed:.0f} s left" if fraction >= 0.1 else "time left not known yet"
         if self._tty:
             filled = int(fraction * self.width)
             bar = "#" * filled + "-" * (self.width - filled)
-            self.stream.write(f"\r{self.label} [{bar}] {fraction:4.0%}  {elapsed:.0f} s, ~{eta:.0f} s left ")
+            self.stream.write(f"\r{self.label} [{bar}] {fraction:4.0%}  {elapsed:.0f} s, {left} ")
             self.stream.flush()
             self._shown = True
             return
@@ -427,7 +456,7 @@ class ProgressBar:
             self._last_tenth = tenth
             # the percentage floored like the tenth, or 9.6 % and 10 % would both read "10%"
             percent = math.floor(fraction * 100)
-            self.stream.write(f"{self.label}: {percent}% after {elapsed:.0f} s, ~{eta:.0f} s left\n")
+            self.stream.write(f"{self.label}: {percent}% after {elapsed:.0f} s, {left}\n")
             self.stream.flush()
 
     def finish(self) -> None:

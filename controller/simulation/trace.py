@@ -177,9 +177,11 @@ def _iso(t: float) -> str:
 def _open_text(path: Path) -> io.TextIOBase:
     with path.open("rb") as probe:
         magic = probe.read(2)
+    # utf-8-sig: a byte-order mark (Excel, PowerShell's Export-Csv) is not part of the first field,
+    # which the CSV reader would otherwise take for unquoted text when the header is quoted.
     if magic == b"\x1f\x8b":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return io.TextIOWrapper(path.open("rb"), encoding="utf-8", newline="")
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
+    return io.TextIOWrapper(path.open("rb"), encoding="utf-8-sig", newline="")
 
 
 def read_trace(path: str | Path) -> Trace:
@@ -224,9 +226,14 @@ def parse_rows(rows: Iterable[list[str]], source: str = "trace") -> Trace:
         if present and len(present) < 3:
             missing.extend(name for name in group if name not in columns)
     if missing:
+        separator = (
+            "; the columns seem to be separated by ';': use ','"
+            if len(header) == 1 and ";" in header[0]
+            else ""
+        )
         raise TraceError(
             f"{source}: row 1 (header): missing column(s) {', '.join(missing)}; "
-            f"found {', '.join(header) or 'nothing'}"
+            f"found {', '.join(header) or 'nothing'}{separator}"
         )
 
     ts_col = columns["timestamp"]
@@ -251,6 +258,13 @@ def parse_rows(rows: Iterable[list[str]], source: str = "trace") -> Trace:
             raise TraceError(
                 f"{source}: row {row_number}: {len(row)} field(s) for {width} columns "
                 f"(column {header[len(row)]!r} is missing)"
+            )
+        if len(row) > width and any(field.strip() for field in row[width:]):
+            # Which field is extra cannot be known, so neither can the columns of the others: a
+            # decimal comma (5,5 for 5.5) would put every value after it in the next column.
+            raise TraceError(
+                f"{source}: row {row_number}: {len(row)} fields for {width} columns; a decimal comma "
+                "(5,5 for 5.5) splits a number in two: write decimals with a point"
             )
         t = _timestamp(row[ts_col], source, row_number)
         if times and t <= times[-1]:

@@ -6,6 +6,8 @@ import csv
 import gzip
 import io
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -304,6 +306,45 @@ def test_gaps_are_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     path.write_text("timestamp,pv_w,house_w\n0,1,1\n60,1,1\n120,1,1\n3720,1,1\n")
     assert main(["--trace", str(path), "--strategy", "off"]) == 0
     assert "gap: 1970-01-01T00:02:00Z → 1970-01-01T01:02:00Z (60 min)" in capsys.readouterr().err
+
+
+def test_two_outputs_of_the_same_path_exit_2(
+    trace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The timeline was written over the report."""
+    out = tmp_path / "out"
+    assert main(["--trace", str(trace), "--report", str(out), "--timeline", str(out)]) == 2
+    assert f"--report and --timeline: the same path {out}" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_what_the_simulation_leaves_out_is_said(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The config's schedule rules, and a trace coarser than 15 minutes."""
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[meter]\npreset = "sdm630"\nhost = "h"\n[charger]\nurl = "http://c"\ntoken = "t"\n'
+        '[strategy]\nname = "off"\n[[schedule]]\ncron = "30 8 * * *"\nstrategy = "fast"\n',
+        encoding="utf-8",
+    )
+    hourly = tmp_path / "hourly.csv"
+    hourly.write_text("timestamp,pv_w,house_w\n" + "".join(f"{3600 * i},1000,200\n" for i in range(24)))
+    assert main(["--trace", str(hourly), "-c", str(config)]) == 0
+    err = capsys.readouterr().err
+    assert "note: the config's 1 [[schedule]] rule(s) are not simulated; every cycle runs off" in err
+    assert "note: one row every 3600 s, coarser than 900 s" in err
+
+
+def test_the_files_are_written_when_the_reader_of_the_summary_has_gone(trace: Path, tmp_path: Path) -> None:
+    """`simulate … --report r.json | true` exited 0 without writing r.json."""
+    report = tmp_path / "r.json"
+    command = [sys.executable, "-m", "controller", "simulate", "--trace", str(trace), "--report", str(report)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) as proc:
+        assert proc.stdout is not None
+        proc.stdout.close()  # the reader leaves before the summary is printed
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "pv" in json.loads(report.read_text())["strategies"]
 
 
 def test_progress_bar_stays_quiet_for_short_runs_and_reports_long_ones() -> None:

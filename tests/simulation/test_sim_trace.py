@@ -101,6 +101,8 @@ def test_standby_noise_on_a_house_phase_reads_as_zero_in_the_total_too() -> None
             "row 2, column 'pv_w': 5500 W is not the sum of pv_l1_w..pv_l3_w (3000 W)",
         ),
         ("timestamp,pv_w,pv_w,house_w\n0,1,5500,500\n", "row 1 (header): column 'pv_w' appears 2 times"),
+        ("timestamp,pv_w,house_w\n0,1,1\n60,5000,5,500\n", "row 3: 4 fields for 3 columns; a decimal comma"),
+        ("timestamp;pv_w;house_w\n0;1;1\n", "the columns seem to be separated by ';': use ','"),
     ],
 )
 def test_bad_input_names_row_and_column(text: str, expected: str) -> None:
@@ -108,6 +110,19 @@ def test_bad_input_names_row_and_column(text: str, expected: str) -> None:
         parse_text(text, source="bad.csv")
     assert str(info.value).startswith("bad.csv: ")
     assert expected in str(info.value)
+
+
+def test_an_empty_field_after_the_last_column_is_no_error() -> None:
+    """A trailing comma on each row (some exporters write one) leaves every value in its column."""
+    trace = parse_text("timestamp,pv_w,house_w\n0,1000,200,\n60,1100,300,\n")
+    assert (trace.pv_w, trace.house_w) == ([1000, 1100], [200, 300])
+
+
+def test_a_byte_order_mark_before_a_quoted_header_is_read_past(tmp_path: Path) -> None:
+    """PowerShell's Export-Csv and Excel write a BOM and quote the header."""
+    path = tmp_path / "export.csv"
+    path.write_bytes('\ufeff"timestamp","pv_w","house_w"\r\n"0","1000","200"\r\n'.encode())
+    assert read_trace(path).pv_w == [1000]
 
 
 def test_unreadable_file_is_a_trace_error(tmp_path: Path) -> None:
