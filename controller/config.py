@@ -404,15 +404,26 @@ def redacted(message: str) -> str:
     return TOKEN_LIKE.sub("<hidden: looks like an API token>", message)
 
 
+def _key(loc: tuple[str | int, ...]) -> str:
+    """A problem's key as a user finds it in the file: `schedule[1].cron` for the first
+    [[schedule]] rule, counted from 1 like the rules a user reads."""
+    key = ""
+    for part in loc:
+        key += f"[{part + 1}]" if isinstance(part, int) else f".{part}" if key else part
+    return key
+
+
 def _describe_problem(error: Any) -> str:
     loc = [str(part) for part in error["loc"]]
-    key = ".".join(loc) or "(top level)"
+    key = _key(tuple(error["loc"])) or "(top level)"
     kind = error["type"]
     msg = error["msg"]
     if kind == "extra_forbidden":
         return f"{key}: unknown key; check the spelling against the example config.toml"
     if kind == "missing" and len(loc) == 1:
         return f"[{key}]: required table is missing; add it (the example config.toml has one)"
+    if kind == "missing" and any(isinstance(part, int) for part in error["loc"]):
+        return f"{key}: required key is missing; add it to that [[{loc[0]}]] entry"
     if kind == "missing":
         return f"{key}: required key is missing; add it to the [{loc[0]}] table"
     if kind == "list_type" and key == "schedule":
@@ -425,5 +436,20 @@ def _describe_problem(error: Any) -> str:
         return text  # a table's own check names the key already
     given = error.get("input")
     if kind != "value_error" and not isinstance(given, dict) and "token" not in key:
-        return f"{key}: {text} (got {given!r})"
+        return f"{key}: {text} (got {given!r}){_unquote_hint(kind, given)}"
     return f"{key}: {text}"
+
+
+def _unquote_hint(kind: str, given: object) -> str:
+    """TOML keeps the quotes' meaning: `main_fuse_a = "25"` is a string, and the fix is to drop them."""
+    if not isinstance(given, str):
+        return ""
+    if kind.startswith("bool_") and given.strip().lower() in ("true", "false"):
+        return f"; write it without quotes: {given.strip().lower()}"
+    if kind.startswith(("float_", "int_")):
+        try:
+            float(given)
+        except ValueError:
+            return ""
+        return f"; write it without quotes: {given.strip()}"
+    return ""

@@ -50,22 +50,34 @@ class StrategyClass(Protocol):
 class StrategyError(Exception):
     """A strategy cannot be found or its parameters are wrong; the message names the key."""
 
+    def __init__(self, message: str, *, name: str | None = None, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.name = name
+        """The strategy name the error is about, when it is about the name (not found, not loadable)."""
+        self.detail = detail
+        """That error without the key it names, for a caller whose key is another (`--strategy`)."""
+
+    @classmethod
+    def about_name(cls, name: str, detail: str) -> StrategyError:
+        return cls(f"strategy.name = {name!r}: {detail}", name=name, detail=detail)
+
 
 def _import(target: str, name: str) -> StrategyClass:
     module_name, _, attr = target.partition(":")
     if not attr:
-        raise StrategyError(
-            f"strategy.name = {name!r}: not a built-in ({', '.join(BUILTINS)}), "
-            f"not an entry point in {ENTRY_POINT_GROUP!r}, and not of the form 'package.module:Class'"
+        raise StrategyError.about_name(
+            name,
+            f"not a built-in ({', '.join(BUILTINS)}), "
+            f"not an entry point in {ENTRY_POINT_GROUP!r}, and not of the form 'package.module:Class'",
         )
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # ImportError, or whatever the module raised while it was imported
-        raise StrategyError(
-            f"strategy.name = {name!r}: cannot import {module_name!r} ({type(exc).__name__}: {exc})"
+        raise StrategyError.about_name(
+            name, f"cannot import {module_name!r} ({type(exc).__name__}: {exc})"
         ) from exc
     if not hasattr(module, attr):
-        raise StrategyError(f"strategy.name = {name!r}: module {module_name!r} has no {attr!r}")
+        raise StrategyError.about_name(name, f"module {module_name!r} has no {attr!r}")
     return _checked(getattr(module, attr), target, name)
 
 
@@ -73,9 +85,10 @@ def _checked(cls: object, target: str, name: str) -> StrategyClass:
     params = getattr(cls, "Params", None)
     has_params = isinstance(params, type) and issubclass(params, BaseModel)
     if not (has_params and callable(getattr(cls, "decide", None))):
-        raise StrategyError(
-            f"strategy.name = {name!r}: {target!r} is not a strategy class "
-            "(it needs a pydantic `Params` model and a `decide(state)` method)"
+        raise StrategyError.about_name(
+            name,
+            f"{target!r} is not a strategy class "
+            "(it needs a pydantic `Params` model and a `decide(state)` method)",
         )
     return cast(StrategyClass, cls)
 
@@ -91,9 +104,10 @@ def _load(ep: EntryPoint) -> StrategyClass:
     try:
         loaded = ep.load()
     except Exception as exc:  # a broken plugin gets an error naming it, not a traceback
-        raise StrategyError(
-            f"strategy.name = {ep.name!r}: the entry point {ep.value!r} of the installed plugin "
-            f"cannot be loaded ({type(exc).__name__}: {exc})"
+        raise StrategyError.about_name(
+            ep.name,
+            f"the entry point {ep.value!r} of the installed plugin "
+            f"cannot be loaded ({type(exc).__name__}: {exc})",
         ) from exc
     return _checked(loaded, ep.value, ep.name)
 
@@ -163,8 +177,8 @@ def load(name: str, params: Mapping[str, object]) -> Strategy:
     try:
         return cls(validated)
     except Exception as exc:  # a plugin's bug: exit 2 naming it, not a traceback systemd restarts
-        raise StrategyError(
-            f"strategy.name = {name!r}: it could not be created ({type(exc).__name__}: {exc})"
+        raise StrategyError.about_name(
+            name, f"it could not be created ({type(exc).__name__}: {exc})"
         ) from exc
 
 

@@ -33,11 +33,17 @@ def preflight(cfg: Config, source: str) -> None:
         try:
             cron_trigger(rule, zone)
         except ValueError as exc:
-            problems.append(f"schedule.{index}.cron: {rule.cron!r} is not a valid cron expression ({exc})")
+            problems.append(
+                f"schedule[{index + 1}].cron: {rule.cron!r} is not a valid cron expression ({exc})"
+            )
         try:
             load(*cfg.strategy_for(rule))
         except StrategyError as exc:
-            problems.append(f"schedule.{index} (cron {rule.cron!r}): {exc}")
+            where = f"schedule[{index + 1}] (cron {rule.cron!r})"
+            if exc.detail is not None:  # the rule's key is `strategy`, not the table's `strategy.name`
+                problems.append(f"{where}: strategy = {rule.strategy!r}: {exc.detail}")
+            else:
+                problems.append(f"{where}: {exc}")
     if problems:
         # A token pasted as a strategy name would otherwise be echoed in "unknown strategy '…'".
         raise ConfigError(redacted(f"{source}: " + "; ".join(problems)))

@@ -267,10 +267,9 @@ def handle(args: argparse.Namespace) -> int:
         try:
             load_strategy(name, params)
         except StrategyError as exc:
-            message = str(exc)
-            if args.strategy:  # the name came from the command line, not from the config's key
-                message = message.replace(f"strategy.name = {name!r}", f"--strategy {name}", 1)
-            return _fail(message)
+            if args.strategy and exc.detail is not None:  # the name came from the command line
+                return _fail(f"--strategy {name}: {exc.detail}")
+            return _fail(str(exc))
     outputs = [
         (flag, Path(path).resolve())
         for flag, path in (("--report", args.report), ("--timeline", args.timeline), ("--plot", args.plot))

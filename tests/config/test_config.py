@@ -76,8 +76,14 @@ def test_minimal_config_takes_documented_defaults(tmp_path: Path) -> None:
         ("[site]\nmain_fuse_a = 10\n", "charger.max_current_a: 16 A", "above site.main_fuse_a (10 A)"),
         # TOML has types: a boolean or a string where a number belongs is a mistake, not 1 or 25
         ("[control]\ninterval_s = true\n", "control.interval_s", "valid number"),
-        ("[site]\nmain_fuse_a = '25'\n", "site.main_fuse_a", "valid number"),
-        ("[control]\ndry_run = 'yes'\n", "control.dry_run", "valid boolean"),
+        (
+            "[site]\nmain_fuse_a = '25'\n",
+            "site.main_fuse_a",
+            "valid number (got '25'); write it without quotes: 25",
+        ),
+        ("[control]\ndry_run = 'yes'\n", "control.dry_run", "valid boolean (got 'yes')"),
+        ("[control]\ndry_run = 'true'\n", "control.dry_run", "write it without quotes: true"),
+        ("[[schedule]]\ncron = '0 7 * * *'\n", "schedule[1].strategy", "add it to that [[schedule]] entry"),
         (
             "[schedule]\ncron = '0 7 * * *'\nstrategy = 'pv'\n",
             "schedule",

@@ -28,8 +28,11 @@ token = "t0ken-for-tests"
     ("extra", "expected"),
     [
         ("[strategy]\nname = 'pv'\ndip_import_wh = -3\n", "strategy.dip_import_wh"),
-        ("[[schedule]]\ncron = '99 99 * * *'\nstrategy = 'fast'\n", "schedule.0.cron: '99 99 * * *'"),
-        ("[[schedule]]\ncron = '0 22 * * *'\nstrategy = 'nosuch'\n", "schedule.0 (cron '0 22 * * *')"),
+        ("[[schedule]]\ncron = '99 99 * * *'\nstrategy = 'fast'\n", "schedule[1].cron: '99 99 * * *'"),
+        (
+            "[[schedule]]\ncron = '0 22 * * *'\nstrategy = 'nosuch'\n",
+            "schedule[1] (cron '0 22 * * *'): strategy = 'nosuch': not a built-in",
+        ),
         (
             "[[schedule]]\ncron = '0 22 * * *'\nstrategy = 'pv'\nparams = { enable_delay = 5 }\n",
             "strategy.enable_delay: not a parameter of 'pv'",

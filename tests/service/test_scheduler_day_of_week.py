@@ -101,7 +101,7 @@ def test_preflight_names_the_rule_and_the_field() -> None:
     with pytest.raises(ConfigError) as err:
         preflight(cfg, "config.toml")
     message = str(err.value)
-    assert message.startswith("config.toml: schedule.0.cron: '0 22 * * 1-8' is not a valid cron expression")
+    assert message.startswith("config.toml: schedule[1].cron: '0 22 * * 1-8' is not a valid cron expression")
     assert "day_of_week" in message
     assert "0 and 7 are Sunday" in message
     assert "\n" not in message
