@@ -7,6 +7,7 @@ input (trace, strategy, plug times, config) cannot be used — with one line nam
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import math
 import os
 import sys
@@ -279,6 +280,11 @@ def handle(args: argparse.Namespace) -> int:
         for earlier, other in outputs[:index]:
             if path == other:
                 return _fail(f"{earlier} and {flag}: the same path {path}; the one would overwrite the other")
+    if args.plot and importlib.util.find_spec("matplotlib") is None:
+        return _fail(
+            "--plot: needs matplotlib, which a plain install leaves out: pip install 'peblar-surplus[plot]' "
+            "(in a checkout: pip install -e '.[plot]')"
+        )
     for flag, target, is_dir in (
         ("--report", args.report, False),
         ("--timeline", args.timeline, False),

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import gzip
+import importlib.util
 import io
 import json
 import os
 import subprocess
 import sys
+from importlib.machinery import ModuleSpec
 from pathlib import Path
 
 import pytest
@@ -345,6 +347,25 @@ def test_the_files_are_written_when_the_reader_of_the_summary_has_gone(trace: Pa
         _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert "pv" in json.loads(report.read_text())["strategies"]
+
+
+def test_plots_without_matplotlib_say_which_extra_to_install_before_the_run(
+    trace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A plain install (the daemon's, on a Raspberry Pi) leaves matplotlib out."""
+    real_find_spec = importlib.util.find_spec
+
+    def find_spec(name: str, package: str | None = None) -> ModuleSpec | None:
+        return None if name == "matplotlib" else real_find_spec(name, package)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    assert main(["--trace", str(trace), "--plot", str(tmp_path / "plots")]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "--plot: needs matplotlib, which a plain install leaves out: pip install 'peblar-surplus[plot]'"
+        in err
+    )
+    assert " rows, " not in err  # before the trace was read
 
 
 def test_progress_bar_stays_quiet_for_short_runs_and_reports_long_ones() -> None:
