@@ -44,7 +44,9 @@ class CycleResult:
     outcome: control.Outcome
     written: bool
     healthy: bool
-    """The charger answered and any write went through: `run --once` exits 0 only then."""
+    """Both devices answered and any write went through: `run --once` exits 0 only then (a cycle
+    with a meter that did not answer still commands what is safe, but a script checking an install
+    must hear that the meter is missing)."""
 
 
 DECIDE_BUDGET_S = 1.0
@@ -163,19 +165,20 @@ class Controller:
         self.strategy_name = name
         self.deciding = None  # the new strategy is not the one still deciding, if one is
 
-    async def _read_meter(self, now: float) -> None:
+    async def _read_meter(self, now: float) -> bool:
         try:
             reading = await self.meter.read(now)
         except MeterError as exc:
             self.meter_health = _failed("meter", self.meter_health, exc)
-            return
+            return False
         except Exception as exc:  # a bug or an unforeseen answer: the safety layer still runs
             self.meter_health = _failed("meter", self.meter_health, _unforeseen(exc))
-            return
+            return False
         if self.meter_health.failures:
             log.info("meter recovered after %d failed reads", self.meter_health.failures)
         self.grid = reading
         self.meter_health = self.meter_health.succeeded(now)
+        return True
 
     async def _read_charger(self, now: float) -> bool:
         try:
@@ -235,7 +238,7 @@ class Controller:
 
     async def cycle(self) -> CycleResult:
         now = self.clock.now()
-        _, charger_ok = await asyncio.gather(self._read_meter(now), self._read_charger(now))
+        meter_ok, charger_ok = await asyncio.gather(self._read_meter(now), self._read_charger(now))
         state = SiteState(
             now=now,
             limits=self.limits,
@@ -267,7 +270,8 @@ class Controller:
             dry_run=self.dry_run,
             level=self.cycle_log_level,
         )
-        result = CycleResult(state, outcome, written, healthy=charger_ok and (written or not outcome.write))
+        healthy = meter_ok and charger_ok and (written or not outcome.write)
+        result = CycleResult(state, outcome, written, healthy=healthy)
         if self.on_cycle is not None:
             self.on_cycle(result)
         return result

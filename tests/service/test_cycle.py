@@ -236,6 +236,19 @@ async def test_unreachable_charger_does_not_stop_the_cycle(
     assert limits_written(site) == [16000]
 
 
+async def test_a_cycle_whose_meter_did_not_answer_is_not_healthy(site: Site) -> None:
+    """`run --dry-run --once`, the install's check, exited 0 with the meter off."""
+    controller = make(site)
+    site.meter.fault = "exception"  # a Modbus exception reply to every request
+    result = await controller.cycle()
+    assert not result.healthy
+    assert result.outcome.command.limit_ma == 0  # blind from the start: the fallback, a pause
+    site.meter.fault = None
+    site.clock.advance(5)
+    (result,) = await site.run(5)
+    assert result.healthy
+
+
 async def test_dry_run_computes_but_never_writes(site: Site, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="peblar_surplus")
     make(site, dry_run=True)
