@@ -97,6 +97,12 @@ class MeterSettings(BaseModel):
             raise ValueError("meter.host: required; the IP address of the meter, inverter or gateway")
         if self.preset == "custom" and self.registers is None:
             raise ValueError("meter.registers: preset 'custom' needs a [meter.registers] table (see README)")
+        regs = self.registers
+        if regs is not None and regs.power is None and None in (regs.power_l1, regs.power_l2, regs.power_l3):
+            # Every read would fail for want of a total: the controller blind for good, at the fallback.
+            raise ValueError(
+                "meter.registers: give `power` (the total) or all three of power_l1, power_l2, power_l3"
+            )
         if self.preset != "custom" and self.registers is not None:
             raise ValueError(
                 "meter.registers: only for preset = 'custom'; remove it or set preset = 'custom'"

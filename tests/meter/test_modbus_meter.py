@@ -240,6 +240,13 @@ def test_custom_preset_requires_a_register_table() -> None:
         MeterSettings.model_validate({"preset": "custom", "host": "h"})
 
 
+@pytest.mark.parametrize("registers", [{"current_l1": {"address": 6}}, {"power_l1": {"address": 12}}])
+def test_a_custom_map_without_a_total_power_is_refused_at_start(registers: dict[str, object]) -> None:
+    """Accepted, it failed every read for want of a total: blind for good, at the fallback."""
+    with pytest.raises(ValueError, match=r"meter\.registers: give `power` \(the total\) or all three"):
+        MeterSettings.model_validate({"preset": "custom", "host": "h", "registers": registers})
+
+
 async def test_rtu_over_tcp_through_a_transparent_gateway() -> None:
     async with MeterEmulator("sdm630", rtu=True) as emu:
         emu.set_values(phase_power_w=PHASE_W, voltage_v=VOLTS)
