@@ -10,10 +10,11 @@ import asyncio
 import contextlib
 import logging
 import signal
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from controller.charger.base import Charger, ChargerAuthError, ChargerError, ChargerWriteRefused
@@ -25,7 +26,7 @@ from controller.meter.base import Meter
 from controller.service import scheduler as sched
 from controller.service import systemd
 from controller.service.cycle import DECIDE_BUDGET_S, Controller, CycleResult
-from strategies import StrategyError, load
+from strategies import Strategy, StrategyError, load
 
 log = logging.getLogger("peblar_surplus")
 
@@ -64,6 +65,40 @@ class RunOptions:
     """Say when a cycle outlasts the interval; off for the demo, whose interval is a few milliseconds."""
     cycle_log_level: int = logging.INFO
     """Level of the ordinary one-line-per-cycle log; the demo, a day in a minute, sums up instead."""
+
+
+def _built_aside(name: str, params: dict[str, Any]) -> asyncio.Future[Strategy]:
+    """`load(name, params)` on a daemon thread of its own, answered through the loop.
+
+    Not asyncio's default executor: `asyncio.run` waits for its threads at exit, so a plugin's
+    constructor that never returns would hold the shutdown, the exit state written or not, until
+    systemd kills the process."""
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[Strategy] = loop.create_future()
+
+    def settle(result: Strategy | None, error: BaseException | None) -> None:
+        if answer.done():
+            return
+        if error is not None:
+            answer.set_exception(error)
+        else:
+            answer.set_result(cast(Strategy, result))
+
+    def build() -> None:
+        try:
+            result, error = load(name, params), None
+        except StrategyError as exc:
+            result, error = None, exc
+        except BaseException as exc:  # sys.exit in a plugin's constructor: awaited, it would end the loop
+            result, error = (
+                None,
+                StrategyError.about_name(name, f"it could not be created ({type(exc).__name__})"),
+            )
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits for it
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=build, name="strategy-build", daemon=True).start()
+    return answer
 
 
 def open_devices(cfg: Config, *, token: str | None = None) -> Devices:
@@ -274,7 +309,7 @@ async def _serve(
             log.debug("schedule %r fired; strategy %s stays (schedule %r)", fired.cron, wanted[0], rule.cron)
             return
         try:
-            strategy = await asyncio.to_thread(load, *wanted)
+            strategy = await _built_aside(*wanted)
         except StrategyError as exc:
             log.error("schedule %r: %s", rule.cron, exc)
             return

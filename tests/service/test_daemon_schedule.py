@@ -169,3 +169,27 @@ def test_a_slow_decide_is_waited_for_under_half_an_interval(interval_s: float, b
     info = daemon._UNPROBED
     controller = daemon._controller(cfg, None, None, None, info, daemon.RunOptions(), dry_run=True)  # type: ignore[arg-type]
     assert controller.decide_budget_s == budget_s
+
+
+def test_a_strategy_still_being_built_does_not_hold_the_exit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """asyncio.run waits for the threads of its default executor: a plugin's constructor that did not
+    return held the shutdown until systemd killed the daemon, exit state written or not."""
+    gate, finished = threading.Event(), threading.Event()
+
+    def load(name: str, params: Mapping[str, object]) -> strategies.Strategy:
+        gate.wait(10)
+        finished.set()
+        return strategies.load(name, params)
+
+    monkeypatch.setattr(daemon, "load", load)
+
+    async def switch_then_stop() -> None:
+        building = daemon._built_aside("fast", {})
+        await asyncio.sleep(0)
+        assert not building.done()
+
+    asyncio.run(switch_then_stop())
+    try:
+        assert not finished.is_set()  # the loop has closed while the build goes on
+    finally:
+        gate.set()
