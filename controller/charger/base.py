@@ -1,8 +1,10 @@
 """What the control loop needs from any charger, and the errors it can raise.
 
 The error classes are split by what the caller does next: try again next cycle (`ChargerUnreachable`,
-`ChargerRateLimited`, `ChargerServerError`, `ChargerMalformedAnswer`), or stop and tell the user
-(`ChargerAuthError`, `ChargerWriteRefused`, `ChargerBadRequest`).
+`ChargerRateLimited`, `ChargerServerError`, `ChargerMalformedAnswer`, and `ChargerBadRequest`: a 404
+from a charger still booting, or a request it refused once), or stop and tell the user
+(`ChargerAuthError`, `ChargerWriteRefused`: a wrong token or a ReadOnly API stays so until the user
+acts).
 """
 
 from __future__ import annotations

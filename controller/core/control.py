@@ -1,7 +1,8 @@
 """One control step: state → strategy → safety layer → the fields to write.
 
-This is the whole decision path. The daemon, the demo, the simulator and the tests all call `step`;
-only what happens to the returned `Write` (sent, logged, or applied to a model) differs.
+This is the whole decision path. The simulator and the tests call `step`; the daemon and the demo call
+its two halves, `decide` (on a thread of its own) and `decided`; only what happens to the returned
+`Write` (sent, logged, or applied to a model) differs.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """One control cycle with real devices: read both, run the core, write, log one line.
 
-This is the only place that catches device errors. They become `DeviceHealth`, which the safety
-layer acts on, so one dead device never hides the other and never stops the daemon. A read that
-fails in a way the device modules did not foresee counts as a failed read too: skipping the cycle
-instead would skip the safety layer, and the car would keep its last current however stale the data.
+This is where a running daemon catches device errors (`check` and the start-up probe report them
+their own way). They become `DeviceHealth`, which the safety layer acts on, so one dead device never
+hides the other and never stops the daemon. A read that fails in a way the device modules did not
+foresee counts as a failed read too: skipping the cycle instead would skip the safety layer, and the
+car would keep its last current however stale the data.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class _DecideWorker:
 
     A daemon thread, because one whose decide never returns must not keep the process from exiting, as
     a worker of asyncio's default executor would. One that waits for the next cycle's state, because
-    starting a thread each cycle cost about 0.2 ms of CPU (bench/daemon.py), a tenth of a cycle's
+    starting a thread each cycle cost 0.31–0.35 ms of CPU (bench/daemon.py, 2026-12-01), a tenth of a cycle's
     budget on a small box. A worker still in a decide from an earlier cycle is `busy`: the controller
     does not ask that strategy again until it answers (`Controller.deciding`), and any other decide
     goes to a new worker; the busy one is retired and ends once its decide returns.
