@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
 import sys
 from collections.abc import Callable
@@ -131,7 +132,7 @@ async def run_demo(*, seconds: float = 60.0, strategy: str = "pv", trace_path: P
             clock=clock,
             interval_s=DEMO_INTERVAL_S / speed,
             stop=stop,
-            on_cycle=_counter(tally),
+            on_cycle=_counter(tally, stop),
             log_slow_cycles=False,
             cycle_log_level=logging.DEBUG,
         )
@@ -141,7 +142,7 @@ async def run_demo(*, seconds: float = 60.0, strategy: str = "pv", trace_path: P
     return code
 
 
-def _counter(tally: Tally) -> Callable[[CycleResult], None]:
+def _counter(tally: Tally, stop: asyncio.Event) -> Callable[[CycleResult], None]:
     def count(result: CycleResult) -> None:
         tally.cycles += 1
         state, outcome = result.state, result.outcome
@@ -158,10 +159,10 @@ def _counter(tally: Tally) -> Callable[[CycleResult], None]:
             tally.phase_switches += 1
             events.append(f"switch to {'1 phase' if write.force_1_phase else '3 phases'}")
         if events:
-            _say(state.now, f"{', '.join(events)}: {outcome.reason()}")
+            _say(state.now, f"{', '.join(events)}: {outcome.reason()}", stop)
         if state.now >= tally.next_status_s:
             tally.next_status_s = state.now - state.now % STATUS_EVERY_S + STATUS_EVERY_S
-            _say(state.now, _status(tally, result))
+            _say(state.now, _status(tally, result), stop)
 
     return count
 
@@ -179,8 +180,14 @@ def _status(tally: Tally, result: CycleResult) -> str:
     )
 
 
-def _say(now: float, text: str) -> None:
-    print(f"{datetime.fromtimestamp(now, SITE_ZONE):%H:%M}  {text}", file=sys.stdout)
+def _say(now: float, text: str, stop: asyncio.Event) -> None:
+    """A line on stdout; when its reader has gone (`demo | head`), the demo ends, as the daemon does
+    on SIGTERM, instead of failing every cycle that has something to say."""
+    try:
+        print(f"{datetime.fromtimestamp(now, SITE_ZONE):%H:%M}  {text}", file=sys.stdout, flush=True)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the summary goes nowhere too
+        stop.set()
 
 
 async def _site(

@@ -286,6 +286,21 @@ async def test_the_demo_runs_and_sums_up_without_scheduler_noise() -> None:
     assert "maximum number of running instances" not in err
 
 
+def test_the_demo_ends_cleanly_when_the_reader_of_its_output_leaves() -> None:
+    """`peblar-surplus demo | head`: every cycle with a line to print failed "unexpectedly" until the
+    demo's minute was over."""
+    command = [sys.executable, "-m", "controller", "demo", "--seconds", "30"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) as proc:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith(b"demo: pv on the bundled trace")
+        proc.stdout.close()  # as `head -1` does
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert b"failed unexpectedly" not in err
+    assert b"INFO exit: wrote pause state" in err  # it stopped as on SIGTERM, the charger left paused
+
+
 async def test_debug_shows_the_daemon_not_every_request_of_the_libraries(tmp_path: Path) -> None:
     """`--log-level DEBUG` is for following the controller; httpx and pymodbus would add dozens of
     lines a cycle (every request, every Modbus frame) unless `--debug-libraries` asks for them."""
