@@ -98,6 +98,8 @@ class Pv:
         or waits on its own timer, and a dip or a phase switch would change nothing it draws."""
         self.was_drawing = False
         """The car drew in the last cycle."""
+        self.dip_ends_on_1p = False
+        """A dip's spent budget asked for 1 phase: the dip ends when the charger is on it."""
         self._waiting_key: tuple[float, float, float, float] | None = None
         self._waiting_reason = ""
         """The reason of the last cycle that waited for the sun, and the numbers in it: while they hold,
@@ -151,6 +153,11 @@ class Pv:
         offered = charger is not None and charger.limit_actual_ma >= limits.min_current_a * 1000
         resting = self.running and self.drew and not drawing and offered
         one_max = (limits.max_current_a if self.car_max_a is None else self.car_max_a) * volts
+        if self.phases == 1 and active == 3 and drawing and surplus >= three_min:
+            # A switch to 1 phase the safety layer still holds back, and 3 phases carry the sun
+            # again: carried out when the hold ends, it would cost a switch, export and a pause
+            # to switch back.
+            self.phases, self.dip_ends_on_1p = 3, False
         self._phase_timers(surplus, now, dt, can_switch and not resting, one_min, one_max)
 
         # While a switch to 1 phase is held back the charger still draws the 3-phase minimum.
@@ -214,6 +221,10 @@ class Pv:
                 self.phases = 1
                 min_power = one_min
 
+        if self.dip_ends_on_1p and (active == 1 or not self.in_dip):
+            self.dip_ends_on_1p = False
+            if active == 1:
+                self.in_dip, self.dip_wh = False, 0.0
         if surplus < min_power and not resting:
             if not self.in_dip:
                 self.in_dip, self.dip_s = True, 0.0
@@ -224,9 +235,12 @@ class Pv:
             dip_s = self.dip_s
             spent = self.dip_wh > p.dip_import_wh or dip_s > p.disable_delay_s
             if spent and self.phases == 3 and can_switch and surplus >= one_min:
-                # One phase still carries this surplus: switching costs no pause.
+                # One phase still carries this surplus: switching costs no pause. The dip ends once
+                # the charger is on 1 phase; while the safety layer holds the switch back (its
+                # minimum interval) the car still draws the 3-phase minimum, and the spent budget
+                # stops it next cycle rather than giving the same dip a second one.
                 self.phases, self.down_since = 1, None
-                self.in_dip, self.dip_wh = False, 0.0
+                self.dip_ends_on_1p = True
                 min_power = one_min
                 spent = False
             if spent:
