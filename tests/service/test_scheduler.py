@@ -138,3 +138,19 @@ def test_the_last_firing_of_a_rule_that_fires_every_minute_is_the_last_minute() 
     assert sched.last_fire_time(every_minute, now, BERLIN) == datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
     weekly = ScheduleRule(cron="0 8 * * mon", strategy="fast")
     assert sched.last_fire_time(weekly, now, BERLIN) == datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
+
+
+def test_a_clock_stepped_forward_by_weeks_is_one_late_cycle_not_a_walk_through_every_tick() -> None:
+    """A Raspberry Pi without a real-time clock, stepped forward when NTP answers: APScheduler listed
+    every skipped 5 s tick before coalescing them (7 s of blocked loop for 60 days, no fuse check)."""
+
+    async def nothing(*_: object) -> None:
+        return None
+
+    scheduler = sched.build(nothing, interval_s=5, rules=[], on_rule=nothing, timezone=UTC)
+    job = scheduler.get_job(sched.CYCLE_JOB)
+    later = job.next_run_time + timedelta(days=2)
+    run_times = job._get_run_times(later)
+    assert len(run_times) <= 2  # the tick that was due, and at most the one at the new time
+    next_fire = job.trigger.get_next_fire_time(run_times[-1], later)
+    assert later <= next_fire <= later + timedelta(seconds=5)
