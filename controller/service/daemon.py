@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import signal
 import threading
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from zoneinfo import ZoneInfo
 from controller.charger.base import Charger, ChargerAuthError, ChargerError, ChargerWriteRefused
 from controller.charger.dry_run import DryRunCharger
 from controller.clock import Clock, SystemClock
-from controller.config import Config, ConfigError, ScheduleRule, redacted
+from controller.config import CHARGER_REQUESTS_PER_S, Config, ConfigError, ScheduleRule, redacted
 from controller.core.state import ChargerInfo
 from controller.meter.base import Meter
 from controller.service import scheduler as sched
@@ -142,11 +143,36 @@ async def probe(charger: Charger, *, needs_write: bool, again: bool = False) -> 
         return None
 
 
+REQUESTS_PER_CYCLE = 3
+"""A cycle's two reads (`/evinterface`, `/meter`) and a write."""
+
+
+def request_budget_problem(cfg: Config) -> str | None:
+    """Why the client's rate limit would hold cycles up, or None.
+
+    At interval_s = 1 with the default 2 requests/s, the two reads use the whole budget: every write
+    waited half a second, the cycle overran its interval and a tick was skipped, reported as a slow
+    cycle. It still works (the cycles that run check the fuse), so a warning, not an error."""
+    interval_s, rate = cfg.control.interval_s, cfg.charger.max_requests_per_s
+    if rate * interval_s >= REQUESTS_PER_CYCLE:
+        return None
+    needed = math.ceil(REQUESTS_PER_CYCLE / interval_s * 10) / 10  # at most 3: interval_s >= 1
+    return (
+        f"control.interval_s = {interval_s:g} with charger.max_requests_per_s = {rate:g}: a cycle's two "
+        f"reads and a write need {REQUESTS_PER_CYCLE} requests per interval, so a cycle that writes "
+        f"waits for the rate limit and the next tick is skipped; raise charger.max_requests_per_s to "
+        f"{needed:g} (the charger allows {CHARGER_REQUESTS_PER_S} a second for all its clients together)"
+    )
+
+
 async def run(cfg: Config, devices: Devices, options: RunOptions) -> int:
     dry_run = options.dry_run or cfg.control.dry_run
     charger: Charger = DryRunCharger(devices.charger) if dry_run else devices.charger
     if dry_run:
         log.warning("DRY-RUN: reading meter and charger, computing decisions, writing nothing")
+    short = request_budget_problem(cfg)
+    if short is not None:
+        log.warning("%s", short)
     stop = options.stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     handle_signals = options.handle_signals and not options.once  # --once: a script's single cycle

@@ -114,3 +114,29 @@ async def test_an_interval_longer_than_the_watchdog_still_gets_pings_between_cyc
         await run_daemon_until(two, counted)
     between = heard[marks[0] : marks[1]].count("WATCHDOG=1")
     assert between >= 3, heard  # 1 s / 0.1 s would be ten; the cycles' own pings are not counted here
+
+
+@pytest.mark.parametrize(
+    ("interval_s", "rate", "warned"), [(1, 2, True), (1, 3, False), (2, 2, False), (5, 2, False)]
+)
+def test_an_interval_the_request_budget_cannot_keep_is_warned_about(
+    interval_s: float, rate: float, warned: bool
+) -> None:
+    """interval_s = 1 with the default 2 requests/s: each write waited for the rate limit, and a tick
+    was skipped as if the cycle had been slow."""
+    cfg = parse(
+        {
+            "meter": {"preset": "sdm630", "host": "127.0.0.1"},
+            "charger": {"url": "http://127.0.0.1:1", "token": "t", "max_requests_per_s": rate},
+            "control": {"interval_s": interval_s},
+        }
+    )
+    problem = daemon.request_budget_problem(cfg)
+    if not warned:
+        assert problem is None
+        return
+    assert problem is not None
+    assert problem.startswith("control.interval_s = 1 with charger.max_requests_per_s = 2: ")
+    assert problem.endswith(
+        "raise charger.max_requests_per_s to 3 (the charger allows 5 a second for all its clients together)"
+    )
