@@ -14,7 +14,7 @@ present minute, it starts the minute the sun is back, which a controller that ca
 clouds from their end cannot afford.
 
 Each cell is the best share among the price triples whose month keeps capture ≥ 0.95 with at most 8
-stops and 8 switches a day (`pv` makes 4–8 stops and 5–8 switches; the BOUNDS.md cell where the whole
+stops and 8 switches a day (`pv` makes 4.3–8.4 stops and 5.0–8.3 switches; the BOUNDS.md cell where the whole
 day reaches 0.98 in July), with the lag import of a follower added as in BOUNDS.md, and the better of
 the two ways to count past the horizon; a controller that sees h minutes can plan over fewer, so a cell
 keeps the best of the rows above it. *none*: no triple keeps those limits. The price grid is coarser
