@@ -25,7 +25,7 @@ import math
 from controller.core.commands import Command
 from controller.core.decision import Decision
 from controller.core.records import core_record
-from controller.core.state import SiteLimits, SiteState
+from controller.core.state import MeterReading, SiteLimits, SiteState
 from controller.core.units import MIN_SIGNAL_A, ma
 
 PAUSE_FOR_SWITCH = "1→3 switch: pausing first"
@@ -85,7 +85,7 @@ def fuse_headroom_a(state: SiteState, phases: int, car_ceiling_ma: int) -> float
     headroom: float | None = None
     for grid_phase in limits.grid_phases(phases):
         measured = grid.phase_current_a(grid_phase, low_v)
-        if measured is None and grid.phases:
+        if measured is None and _measures_phases(grid):
             # A meter of fewer phases than this mode loads (an sdm120 ahead of 3 phases): its total
             # is the power of its own phase, not the site's, so nothing bounds this phase's load.
             return 0.0
@@ -102,10 +102,16 @@ def fuse_headroom_a(state: SiteState, phases: int, car_ceiling_ma: int) -> float
     return headroom
 
 
+def _measures_phases(grid: MeterReading) -> bool:
+    """Whether the meter gives a current or a power for some phase; one with phase voltages alone
+    (a custom map, a SunSpec meter leaving the rest unimplemented) is a total-only meter."""
+    return any(phase.current_a is not None or phase.power_w is not None for phase in grid.phases)
+
+
 def _unmeasured_phase(state: SiteState, phases: int) -> int | None:
     """The first grid phase this mode loads that a meter with phase values does not measure."""
     grid = state.grid
-    if grid is None or not grid.phases:
+    if grid is None or not _measures_phases(grid):
         return None
     low_v = state.limits.voltage_v * LOWEST_VOLTAGE_FACTOR
     for grid_phase in state.limits.grid_phases(phases):

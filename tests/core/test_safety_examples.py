@@ -152,10 +152,11 @@ def test_a_total_only_meter_takes_no_more_car_power_off_than_its_capped_current_
     assert cmd.limit_ma == 0  # 2.8 A of headroom is below the minimum
 
 
-@pytest.mark.parametrize("phase_a", [(float("nan"),) * 3, (5.0, float("nan"), 5.0)])
-def test_a_reading_of_nan_leaves_no_headroom(phase_a: tuple[float, float, float]) -> None:
+@pytest.mark.parametrize("phase_a", [(), (5.0, float("nan"), 5.0)])
+def test_a_reading_of_nan_leaves_no_headroom(phase_a: tuple[float, ...]) -> None:
     """The meter and charger clients refuse NaN; a reading built past them (a plugin meter, a test
-    harness) must not switch the fuse check off, as a NaN compares False with every limit."""
+    harness) must not switch the fuse check off, as a NaN compares False with every limit: a total
+    of NaN from a total-only meter, or a phase of NaN beside two that read."""
     state = site(phase_a=(30, 30, 30), car_a=(16, 16, 16), charging=True, limit_ma=16000)
     nan = float("nan")
     phases = tuple(PhaseReading(power_w=a * 230, current_a=a, voltage_v=230) for a in phase_a)
@@ -179,6 +180,17 @@ def test_a_single_phase_meter_ahead_of_three_phases_allows_charging_on_its_phase
     on_l1 = replace(on_l1, grid=MeterReading(time=on_l1.now, power_w=2 * 230, phases=only_l1))
     cmd, _, _ = apply(Decision(16, 1, "fast"), on_l1, SafetyMemory())
     assert cmd.limit_ma == 16000
+
+
+def test_a_meter_with_phase_voltages_alone_is_a_total_only_meter() -> None:
+    """A custom map with `power` and `voltage_l1..3` (or a SunSpec meter that leaves phase currents
+    and powers unimplemented): taken for one that does not measure its phases, it never charged."""
+    state = site(phase_a=(1, 1, 1))
+    voltages = tuple(PhaseReading(voltage_v=230) for _ in range(3))
+    state = replace(state, grid=MeterReading(time=state.now, power_w=690, phases=voltages))
+    assert fuse_headroom_a(state, 3, in_force(state)) == pytest.approx(25 - 690 / 207)
+    cmd, _, _ = apply(Decision(10, 3, "fast"), state, SafetyMemory())
+    assert cmd.limit_ma == 10000
 
 
 def test_phase_power_without_voltage_is_counted_at_the_lowest_grid_voltage() -> None:
