@@ -153,10 +153,10 @@ class Pv:
         offered = charger is not None and charger.limit_actual_ma >= limits.min_current_a * 1000
         resting = self.running and self.drew and not drawing and offered
         one_max = (limits.max_current_a if self.car_max_a is None else self.car_max_a) * volts
-        if self.phases == 1 and active == 3 and drawing and surplus >= three_min:
-            # A switch to 1 phase the safety layer still holds back, and 3 phases carry the sun
-            # again: carried out when the hold ends, it would cost a switch, export and a pause
-            # to switch back.
+        if self.phases == 1 and active == 3 and can_switch and surplus >= three_min and self.car_phases == 3:
+            # A switch to 1 phase not carried out yet (the safety layer holds it back, or the charge
+            # stopped first), and 3 phases carry the sun again: carried out, it would cost a switch,
+            # export and a pause to switch back.
             self.phases, self.dip_ends_on_1p = 3, False
         self._phase_timers(surplus, now, dt, can_switch and not resting, one_min, one_max)
 

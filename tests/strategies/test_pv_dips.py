@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from controller.core.state import SiteLimits
 from controller.simulation.engine import SimResult, SimSettings, simulate_trace
 from controller.simulation.trace import parse_text
@@ -77,13 +79,16 @@ def test_a_1_to_3_switch_the_sun_no_longer_carries_is_dropped_during_its_pause()
     assert all(c.target_a > 0 for c in charged)
 
 
-def test_a_switch_to_1_phase_held_back_keeps_the_dip_budget_and_is_dropped_when_the_sun_returns() -> None:
+@pytest.mark.parametrize("sun_back_s", [1700, 1730])  # while charging, and after the spent budget's stop
+def test_a_switch_to_1_phase_held_back_keeps_the_dip_budget_and_is_dropped_when_the_sun_returns(
+    sun_back_s: int,
+) -> None:
     """A cloud 70 s after a 1→3 switch spends the dip budget on 3 phases; the switch back to 1 phase
     is held for min_phase_switch_interval_s. The car drew the 3-phase minimum for a second budget,
     and with the sun back at 8.4 kW the held switch was still carried out: 1 phase, 4.7 kW exported,
     then a pause to switch up again."""
     rows = [f"{T0},3300,300", f"{T0 + 1200},8700,300", f"{T0 + 1500},1950,300"]
-    rows += [f"{T0 + 1700},8700,300", f"{T0 + 2700},8700,300"]
+    rows += [f"{T0 + sun_back_s},8700,300", f"{T0 + 2700},8700,300"]
     result = run(rows)
     assert [c.time - T0 for c in result.timeline if "force1p=on" in c.command and c.time > T0 + 1500] == []
     assert grid_wh(result, T0 + 1500) < 130  # dip_import_wh = 120, and the last cycle's overshoot
