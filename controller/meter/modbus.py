@@ -132,7 +132,7 @@ class ModbusMeter:
         if s.transport == "serial":
             return _serial_hint(s.serial_port or "")
         try:
-            await asyncio.wait_for(asyncio.get_running_loop().getaddrinfo(s.host, self.port), 2.0)
+            await asyncio.wait_for(asyncio.get_running_loop().getaddrinfo(s.host, self.port), 1.0)
         except socket.gaierror:
             return f"the name {s.host!r} does not resolve: check [meter] host"
         except (TimeoutError, OSError):

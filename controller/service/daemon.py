@@ -143,6 +143,12 @@ async def probe(charger: Charger, *, needs_write: bool, again: bool = False) -> 
         return None
 
 
+BUILD_WAIT_S = 5.0
+"""How long a schedule job waits for its strategy to be built before it returns (the switch still
+comes when the build is done)."""
+Active = tuple[str, dict[str, Any]]
+"""The (name, parameters) of a strategy, as `Config.strategy_for` gives them."""
+
 REQUESTS_PER_CYCLE = 3
 """A cycle's two reads (`/evinterface`, `/meter`) and a write."""
 
@@ -170,7 +176,7 @@ async def run(cfg: Config, devices: Devices, options: RunOptions) -> int:
     charger: Charger = DryRunCharger(devices.charger) if dry_run else devices.charger
     if dry_run:
         log.warning("DRY-RUN: reading meter and charger, computing decisions, writing nothing")
-    short = request_budget_problem(cfg)
+    short = None if dry_run else request_budget_problem(cfg)  # a dry run writes nothing to wait for
     if short is not None:
         log.warning("%s", short)
     stop = options.stop or asyncio.Event()
@@ -324,9 +330,11 @@ async def _serve(
 
         The new strategy is built on a thread of its own: a plugin's constructor may take its time (a
         model to load, a web service to ask), and on the event loop it would hold every cycle, fuse
-        check and fallback included. The strategy in force keeps running meanwhile; a later firing
-        supersedes a build still under way."""
-        nonlocal active, firings
+        check and fallback included. The strategy in force keeps running meanwhile, and the switch
+        happens when the build is done. The job waits for that only `BUILD_WAIT_S`: a job still
+        running is not started again, so a build that never returns would silence the rule's later
+        firings. Any later firing supersedes a build still under way."""
+        nonlocal firings
         firings += 1
         mine = firings
         rule = sched.active_rule(cfg.schedule, _now(options.clock), zone) or fired
@@ -334,15 +342,33 @@ async def _serve(
         if wanted == active:
             log.debug("schedule %r fired; strategy %s stays (schedule %r)", fired.cron, wanted[0], rule.cron)
             return
+        building = _built_aside(*wanted)
+        building.add_done_callback(lambda built: switch_to(built, mine, rule, wanted))
         try:
-            strategy = await _built_aside(*wanted)
-        except StrategyError as exc:
-            log.error("schedule %r: %s", rule.cron, exc)
+            await asyncio.wait({building}, timeout=BUILD_WAIT_S)
+        except asyncio.CancelledError:  # shutting down with a build under way: nothing to switch to
+            return
+        if not building.done():
+            log.warning(
+                "schedule %r: strategy %s still being built after %g s; %s runs until it is ready",
+                rule.cron,
+                wanted[0],
+                BUILD_WAIT_S,
+                active[0],
+            )
+
+    def switch_to(built: asyncio.Future[Strategy], mine: int, rule: ScheduleRule, wanted: Active) -> None:
+        nonlocal active
+        if built.cancelled():
+            return
+        error = built.exception()
+        if error is not None:
+            log.error("schedule %r: %s", rule.cron, error)
             return
         if mine != firings:
             log.info("schedule %r: %s built, but a later firing has chosen since", rule.cron, wanted[0])
             return
-        controller.set_strategy(rule.strategy, strategy)
+        controller.set_strategy(rule.strategy, built.result())
         active = wanted
         sched.request_cycle(scheduler)
 

@@ -116,14 +116,15 @@ class _CycleTrigger(IntervalTrigger):  # type: ignore[misc]  # APScheduler 3 shi
     APScheduler lists the missed run times one by one before it coalesces them: a Raspberry Pi without
     a real-time clock, stepped forward by weeks when NTP answers after start-up, held the event loop
     for seconds (7 s for 60 days at 5 s), no fuse check and no watchdog ping meanwhile. Far behind,
-    the next run time is the first tick from now instead."""
+    the next run time is the last tick up to now instead: due, and within the misfire grace, so the
+    coalesced cycle runs at once (the tick after now would drop it, and with it a cycle)."""
 
     def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
-        interval_s = self.interval.total_seconds()
-        if previous_fire_time is not None and (now - previous_fire_time).total_seconds() > 3 * interval_s:
-            previous_fire_time = None  # from the start date's grid, the tick at or after now
-        fire_time: datetime | None = super().get_next_fire_time(previous_fire_time, now)
-        return fire_time
+        if previous_fire_time is None or now - previous_fire_time <= 3 * self.interval:
+            fire_time: datetime | None = super().get_next_fire_time(previous_fire_time, now)
+            return fire_time
+        tick: datetime = super().get_next_fire_time(None, now)  # on the start date's grid, at or after now
+        return tick - self.interval if tick > now else tick
 
 
 def build(

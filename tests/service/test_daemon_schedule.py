@@ -171,6 +171,38 @@ def test_a_slow_decide_is_waited_for_under_half_an_interval(interval_s: float, b
     assert controller.decide_budget_s == budget_s
 
 
+async def test_a_rule_whose_strategy_is_slow_to_build_returns_and_switches_when_it_is_built(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """APScheduler starts no second run of a job still running: a schedule job awaiting a build that
+    never returned would have silenced its rule's later firings."""
+    gate = threading.Event()
+    real_load = strategies.load
+
+    def load(name: str, params: Mapping[str, object]) -> strategies.Strategy:
+        if name == "fast":
+            gate.wait(5)
+        return real_load(name, params)
+
+    monkeypatch.setattr(daemon, "load", load)
+    monkeypatch.setattr(daemon, "BUILD_WAIT_S", 0.1)
+    clock = ManualClock(datetime(2026, 11, 27, 22, 0, 30, tzinfo=BERLIN).timestamp())  # Friday: off
+    async with running(monkeypatch, clock, {"name": "pv"}) as seen:
+        try:
+            assert await seen.next_strategy() == "off"
+            clock.advance(datetime(2026, 12, 1, 22, 0, 30, tzinfo=BERLIN).timestamp() - clock.now())
+            await seen.fire("schedule-0")  # Tuesday 22:00: fast, still being built when the job returns
+            assert await seen.next_strategy() == "off"
+            gate.set()
+            for _ in range(20):
+                if await seen.next_strategy() == "fast":
+                    break
+            else:
+                pytest.fail("the switch did not come once the strategy was built")
+        finally:
+            gate.set()
+
+
 def test_a_strategy_still_being_built_does_not_hold_the_exit(monkeypatch: pytest.MonkeyPatch) -> None:
     """asyncio.run waits for the threads of its default executor: a plugin's constructor that did not
     return held the shutdown until systemd killed the daemon, exit state written or not."""

@@ -149,8 +149,8 @@ def test_a_clock_stepped_forward_by_weeks_is_one_late_cycle_not_a_walk_through_e
 
     scheduler = sched.build(nothing, interval_s=5, rules=[], on_rule=nothing, timezone=UTC)
     job = scheduler.get_job(sched.CYCLE_JOB)
-    later = job.next_run_time + timedelta(days=2)
+    later = job.next_run_time + timedelta(days=2, seconds=2)  # between two ticks
     run_times = job._get_run_times(later)
-    assert len(run_times) <= 2  # the tick that was due, and at most the one at the new time
-    next_fire = job.trigger.get_next_fire_time(run_times[-1], later)
-    assert later <= next_fire <= later + timedelta(seconds=5)
+    assert len(run_times) == 2  # the tick that was due, and the last one up to the new time
+    assert later - timedelta(seconds=5) < run_times[-1] <= later  # due: the coalesced cycle runs now
+    assert job.trigger.get_next_fire_time(run_times[-1], later) == run_times[-1] + timedelta(seconds=5)

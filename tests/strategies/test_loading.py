@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import strategies
-from controller.cli import main
+from controller.cli import _toml, main
 from controller.core.state import ChargerInfo, MeterReading, SiteLimits, SiteState
 from strategies import StrategyError
 from strategies.pv import Pv
@@ -258,3 +258,10 @@ def test_a_plugins_own_names_for_its_parameters_are_taken(plugin_path: Path) -> 
     assert strategies.load("steady_plugin:Renaming", {"amps": 8}).decide(_state()).current_a == 8
     with pytest.raises(StrategyError, match=r"strategy.amp: not a parameter"):
         strategies.load("steady_plugin:Renaming", {"amp": 8})
+
+
+@pytest.mark.parametrize(
+    "value", ["plain", 'a "quote" and a \\ backslash', "tab\tnew\nline", "del\x7f", "ümlaut"]
+)
+def test_a_string_default_is_shown_as_the_toml_that_reads_back_as_it(value: str) -> None:
+    assert tomllib.loads(f"key = {_toml(value)}") == {"key": value}
