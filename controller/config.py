@@ -142,7 +142,12 @@ class ChargerConfig(_Table):
         return (a, b, c)
 
     def resolved_token(self) -> str:
-        """The API token: `$PEBLAR_SURPLUS_TOKEN`, else `token`, else the contents of `token_file`.
+        """The API token: `$PEBLAR_SURPLUS_TOKEN`, else `token`, else the contents of `token_file`."""
+        return self.credential()[0]
+
+    def credential(self) -> tuple[str, str]:
+        """The API token and where it came from (`$PEBLAR_SURPLUS_TOKEN`, `charger.token`, or
+        `charger.token_file` with its path), for the message when the charger rejects it.
 
         A token with a line break, a space or a non-ASCII letter cannot go into an HTTP header; saying so
         here beats the HTTP library's protocol error (and never echoes the token).
@@ -153,17 +158,9 @@ class ChargerConfig(_Table):
                 f"{source}: contains a line break, a space or a non-ASCII character, which no Peblar "
                 "token has; copy it again from the charger's web UI (Settings > Advanced)"
             )
-        return token
-
-    def token_source(self) -> str:
-        """Where `resolved_token` takes the token from, never the token itself."""
-        if os.environ.get(ENV_TOKEN) is not None:
-            return f"${ENV_TOKEN}"
-        if self.token is not None:
-            return "charger.token"
-        if self.token_file is not None:
-            return redacted(f"charger.token_file ({self._token_path(self.token_file).absolute()})")
-        return "charger.token"
+        if source == "charger.token_file" and self.token_file is not None:
+            source = redacted(f"{source} ({self._token_path(self.token_file).absolute()})")
+        return token, source
 
     def _token_path(self, path: Path) -> Path:
         """Under systemd a relative name is a credential (`LoadCredential`); by hand (`check`, a dry

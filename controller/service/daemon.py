@@ -111,13 +111,14 @@ def open_devices(cfg: Config, *, token: str | None = None) -> Devices:
     from controller.charger.peblar.client import PeblarClient  # noqa: PLC0415 - keeps `check --help` light
     from controller.meter.modbus import ModbusMeter  # noqa: PLC0415
 
+    token, source = (token, "the demo") if token is not None else cfg.charger.credential()
     charger = PeblarClient(
         cfg.charger.url,
-        token if token is not None else cfg.charger.resolved_token(),
+        token,
         timeout_s=cfg.charger.timeout_s,
         max_requests_per_s=cfg.charger.max_requests_per_s,
         max_current_ma=round(cfg.charger.max_current_a * 1000),
-        token_source="the demo" if token is not None else cfg.charger.token_source(),
+        token_source=source,
     )
     return Devices(meter=ModbusMeter(cfg.meter), charger=charger)
 
