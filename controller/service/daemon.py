@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from controller.charger.base import Charger, ChargerAuthError, ChargerError, ChargerWriteRefused
@@ -77,26 +77,24 @@ def _built_aside(name: str, params: dict[str, Any]) -> asyncio.Future[Strategy]:
     loop = asyncio.get_running_loop()
     answer: asyncio.Future[Strategy] = loop.create_future()
 
-    def settle(result: Strategy | None, error: BaseException | None) -> None:
+    def settle(outcome: Strategy | StrategyError) -> None:
         if answer.done():
             return
-        if error is not None:
-            answer.set_exception(error)
+        if isinstance(outcome, StrategyError):
+            answer.set_exception(outcome)
         else:
-            answer.set_result(cast(Strategy, result))
+            answer.set_result(outcome)
 
     def build() -> None:
+        outcome: Strategy | StrategyError
         try:
-            result, error = load(name, params), None
+            outcome = load(name, params)
         except StrategyError as exc:
-            result, error = None, exc
+            outcome = exc
         except BaseException as exc:  # sys.exit in a plugin's constructor: awaited, it would end the loop
-            result, error = (
-                None,
-                StrategyError.about_name(name, f"it could not be created ({type(exc).__name__})"),
-            )
+            outcome = StrategyError.about_name(name, f"it could not be created ({type(exc).__name__})")
         with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits for it
-            loop.call_soon_threadsafe(settle, result, error)
+            loop.call_soon_threadsafe(settle, outcome)
 
     threading.Thread(target=build, name="strategy-build", daemon=True).start()
     return answer
