@@ -11,13 +11,13 @@ import asyncio
 import json
 import logging
 import math
-import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from controller import __version__
 from controller.config import Config, ConfigError, find, load
+from controller.console import reader_gone
 
 if TYPE_CHECKING:
     from pydantic.fields import FieldInfo
@@ -96,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"peblar-surplus: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except BrokenPipeError:  # `peblar-surplus strategies | head`: the reader has all it wanted
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        reader_gone()
         return EXIT_OK
 
 

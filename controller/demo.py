@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import secrets
 import sys
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from controller.clock import ScaledClock
 from controller.config import parse
+from controller.console import reader_gone
 from controller.core.safety import PAUSE_FOR_SWITCH
 from controller.service.cycle import CycleResult
 from controller.service.daemon import RunOptions, open_devices, run
@@ -186,7 +186,7 @@ def _say(now: float, text: str, stop: asyncio.Event) -> None:
     try:
         print(f"{datetime.fromtimestamp(now, SITE_ZONE):%H:%M}  {text}", file=sys.stdout, flush=True)
     except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the summary goes nowhere too
+        reader_gone()  # the summary goes nowhere too
         stop.set()
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from controller.console import reader_gone
 from controller.core.state import ChargerInfo, SiteLimits
 from controller.core.units import MIN_SIGNAL_A as MIN_CHARGE_A
 
@@ -344,7 +345,7 @@ def handle(args: argparse.Namespace) -> int:
     try:
         print(summary_text(results), flush=True)
     except BrokenPipeError:  # `simulate … | head`: the files asked for are still written
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        reader_gone()
     flag = ""
     try:
         if args.report:
