@@ -12,15 +12,21 @@ import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from controller.console import reader_gone
 from controller.core.state import ChargerInfo, SiteLimits
 from controller.core.units import MIN_SIGNAL_A as MIN_CHARGE_A
+
+if TYPE_CHECKING:
+    from controller.simulation.metrics import Cycle
+    from controller.simulation.plot import DayPlots
+    from controller.simulation.report import TimelineWriter
+    from controller.simulation.trace import Trace
 
 EXIT_OK, EXIT_INPUT = 0, 2
 COARSEST_STEP_S = 900.0
@@ -226,7 +232,7 @@ def _plug_problem(plug_in: str | None, plug_out: str | None) -> str | None:
 
 def handle(args: argparse.Namespace) -> int:
     from controller.simulation.engine import SimSettings, simulate_trace  # noqa: PLC0415 - heavy, on demand
-    from controller.simulation.report import summary_text, write_report, write_timeline  # noqa: PLC0415
+    from controller.simulation.report import summary_text, write_report  # noqa: PLC0415
     from controller.simulation.trace import TraceError, read_trace  # noqa: PLC0415
     from strategies import StrategyError  # noqa: PLC0415
     from strategies import load as load_strategy  # noqa: PLC0415
@@ -320,55 +326,151 @@ def handle(args: argparse.Namespace) -> int:
     total_s = sum(t.end - t.start for t in traces) * len(names)
     bar = ProgressBar(total_s, label="simulate")
     results = []
-    for name in names:
-        for trace in traces:
-            done = bar.done
-            span = trace.end - trace.start
+    try:
+        streams = _Streams(args, traces, names, setup.limits.main_fuse_a, setup.timezone)
+        try:
+            for name in names:
+                for trace in traces:
+                    done = bar.done
+                    span = trace.end - trace.start
 
-            def report(fraction: float, done: float = done, span: float = span) -> None:
-                bar.update(done + fraction * span)
+                    def report(fraction: float, done: float = done, span: float = span) -> None:
+                        bar.update(done + fraction * span)
 
-            results.append(
-                simulate_trace(
-                    trace,
-                    name,
-                    params_of[name],
-                    setup.limits,
-                    settings,
-                    info=ChargerInfo(3, True),
-                    progress=report,
-                )
-            )
-            bar.done = done + span
+                    results.append(
+                        simulate_trace(
+                            trace,
+                            name,
+                            params_of[name],
+                            setup.limits,
+                            settings,
+                            info=ChargerInfo(3, True),
+                            progress=report,
+                            keep_timeline=False,
+                            on_cycle=streams.run(name, trace),
+                        )
+                    )
+                    streams.run_done()
+                    bar.done = done + span
+        finally:
+            streams.close()
+    except OutputError as exc:  # a disk that filled up during the run, say
+        bar.finish()
+        return _fail(str(exc))
     bar.finish()
 
     try:
         print(summary_text(results), flush=True)
     except BrokenPipeError:  # `simulate … | head`: the files asked for are still written
         reader_gone()
-    flag = ""
-    try:
-        if args.report:
-            flag = f"--report {args.report}"
+    if args.report:
+        try:
             write_report(Path(args.report), results)
-            print(f"report: {args.report}", file=sys.stderr)
-        if args.timeline:
-            flag = f"--timeline {args.timeline}"
-            writing = ProgressBar(1.0, label="timeline")
-            write_timeline(Path(args.timeline), results, writing.update)
-            writing.finish()
-            print(f"timeline: {args.timeline}", file=sys.stderr)
-        if args.plot:
-            from controller.simulation.plot import plot_results  # noqa: PLC0415
-
-            flag = f"--plot {args.plot}"
-            drawing = ProgressBar(1.0, label="plots")
-            files = plot_results(results, Path(args.plot), setup.timezone, drawing.update)
-            drawing.finish()
-            print(f"plots: {len(files)} PNG files in {args.plot}", file=sys.stderr)
-    except OSError as exc:  # a disk that filled up during the run, say
-        return _fail(f"{flag}: could not write ({exc.strerror or exc})")
+        except OSError as exc:
+            return _fail(str(OutputError(f"--report {args.report}", exc)))
+        print(f"report: {args.report}", file=sys.stderr)
+    if args.timeline:
+        print(f"timeline: {args.timeline}", file=sys.stderr)
+    if args.plot:
+        print(f"plots: {len(streams.plot_files)} PNG files in {args.plot}", file=sys.stderr)
     return EXIT_OK
+
+
+class OutputError(Exception):
+    """An output file could not be written (a full disk, say); the message names its flag."""
+
+    def __init__(self, flag: str, error: OSError) -> None:
+        super().__init__(f"{flag}: could not write ({error.strerror or error})")
+
+
+class _Streams:
+    """The timeline CSV and the day plots, written as the cycles are made.
+
+    The simulator keeps no timeline for them: a year of 5-second cycles held for writing at the end
+    was about 4 GB a strategy.
+    """
+
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        traces: Sequence[Trace],
+        names: Sequence[str],
+        fuse_a: float,
+        zone: str,
+    ) -> None:
+        from controller.simulation.report import TimelineWriter  # noqa: PLC0415 - heavy, on demand
+        from controller.simulation.trace import trace_labels  # noqa: PLC0415
+
+        self.timezone, self.main_fuse_a = zone, fuse_a
+        self.labels = trace_labels([trace.source for trace in traces])
+        self.plot_files: list[Path] = []
+        self._plot_dir = Path(args.plot) if args.plot else None
+        self._prefixes: list[str] = []
+        if self._plot_dir is not None:
+            from controller.simulation.plot import plot_prefixes  # noqa: PLC0415 - matplotlib
+
+            self._prefixes = plot_prefixes([(name, trace.source) for name in names for trace in traces])
+        self._runs = 0
+        self._plots: DayPlots | None = None
+        self._handle: TextIO | None = None
+        self._timeline: TimelineWriter | None = None
+        self._timeline_path: str | None = args.timeline
+        if args.timeline:
+            try:
+                self._handle = Path(args.timeline).open("w", encoding="utf-8", newline="")  # noqa: SIM115
+                self._timeline = TimelineWriter(self._handle)
+            except OSError as exc:
+                raise OutputError(f"--timeline {self._timeline_path}", exc) from exc
+
+    def run(self, strategy: str, trace: Trace) -> Callable[[Cycle], None] | None:
+        """What sees every cycle of `strategy` on `trace`, or None when neither output was asked for."""
+        timeline = self._timeline
+        write = None if timeline is None else timeline.rows_of(strategy, self.labels[trace.source])
+        if self._plot_dir is not None:
+            from controller.simulation.plot import DayPlots  # noqa: PLC0415 - matplotlib
+
+            self._plots = DayPlots(
+                self._plot_dir,
+                self._prefixes[self._runs],
+                strategy=strategy,
+                timezone=self.timezone,
+                span=(trace.start, trace.end),
+                main_fuse_a=self.main_fuse_a,
+            )
+        plots = self._plots
+        if write is None and plots is None:
+            return None
+
+        def each(row: Cycle) -> None:
+            if write is not None:
+                try:
+                    write(row)
+                except OSError as exc:
+                    raise OutputError(f"--timeline {self._timeline_path}", exc) from exc
+            if plots is not None:
+                try:
+                    plots(row)
+                except OSError as exc:
+                    raise OutputError(f"--plot {self._plot_dir}", exc) from exc
+
+        return each
+
+    def run_done(self) -> None:
+        self._runs += 1
+        if self._plots is not None:
+            try:
+                self.plot_files += self._plots.close()
+            except OSError as exc:
+                raise OutputError(f"--plot {self._plot_dir}", exc) from exc
+            self._plots = None
+
+    def close(self) -> None:
+        if self._handle is not None:
+            handle, self._handle = self._handle, None
+            try:
+                handle.close()
+            except OSError as exc:
+                raise OutputError(f"--timeline {self._timeline_path}", exc) from exc
 
 
 def _given_twice(flag: str, values: Sequence[str], shown: Sequence[str] | None = None) -> str | None:

@@ -214,21 +214,29 @@ class DayClock:
 
 
 def summarize(
-    rows: Sequence[Cycle],
+    rows: Iterable[Cycle],
     *,
     timezone: str,
     main_fuse_a: float,
     compute_s: Sequence[float] = (),
+    span: tuple[float, float] | None = None,
 ) -> RunMetrics:
     """The report's blocks: one per local day and one for the whole run.
 
     One pass over the timeline: the whole run is the sum of its days, except for the most pauses in
-    ten minutes, which may span a midnight and is counted again over all pauses.
+    ten minutes, which may span a midnight and is counted again over all pauses. Given `span`, the
+    run's (start, end), the rows are read as they come (from the engine, never held); without it their
+    first and last cycle give it.
     """
-    if not rows:
-        return RunMetrics(total=Metrics(main_fuse_a=main_fuse_a, days=0), days={})
-    clock = DayClock(rows[0].time, rows[-1].time + rows[-1].dt_s, timezone)
+    if span is None:
+        rows = rows if isinstance(rows, Sequence) else list(rows)
+        if not rows:
+            return RunMetrics(total=Metrics(main_fuse_a=main_fuse_a, days=0), days={})
+        span = (rows[0].time, rows[-1].time + rows[-1].dt_s)
+    clock = DayClock(span[0], span[1], timezone)
     stretches = _read(rows, main_fuse_a=main_fuse_a, clock=clock)
+    if not stretches:
+        return RunMetrics(total=Metrics(main_fuse_a=main_fuse_a, days=0), days={})
     days = {name: stretch.metrics for name, stretch in stretches.items()}
     total = combine(list(days.values()), compute_s=compute_s)
     total.car_grid_kwh = max(total.car_kwh - total.car_solar_kwh, 0.0)

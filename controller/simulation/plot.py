@@ -25,7 +25,7 @@ from matplotlib.patches import Patch
 
 from controller.core.units import MIN_SIGNAL_A
 from controller.simulation.engine import SimResult
-from controller.simulation.metrics import Cycle, DayClock, Metrics
+from controller.simulation.metrics import Cycle, DayClock, Metrics, block
 from controller.simulation.trace import trace_labels
 
 COLOURS = {
@@ -48,16 +48,17 @@ LABEL_CHARS = 60
 """Of a trace's path in a file name, at most this much (the end, which tells traces apart)."""
 
 
-def _prefixes(results: Sequence[SimResult]) -> list[str]:
-    """`<strategy>`, or `<strategy>_<trace>` when the strategy ran on several traces (they may share
-    dates); a number is added where two would still be the same file name."""
-    names = [r.strategy for r in results]
-    labels = trace_labels([r.trace for r in results])
+def plot_prefixes(runs: Sequence[tuple[str, str]]) -> list[str]:
+    """For runs given as (strategy, trace path): `<strategy>`, or `<strategy>_<trace>` when the strategy
+    ran on several traces (they may share dates); a number is added where two would still be the same
+    file name."""
+    names = [strategy for strategy, _ in runs]
+    labels = trace_labels([trace for _, trace in runs])
     prefixes: list[str] = []
-    for result in results:
-        prefix = _safe(result.strategy)
-        if names.count(result.strategy) > 1:
-            label = labels[result.trace].removesuffix(".gz").removesuffix(".csv")
+    for strategy, trace in runs:
+        prefix = _safe(strategy)
+        if names.count(strategy) > 1:
+            label = labels[trace].removesuffix(".gz").removesuffix(".csv")
             prefix += "_" + _safe(label)[-LABEL_CHARS:].lstrip("._-")
         unique, n = prefix, 1
         while unique in prefixes:
@@ -65,6 +66,71 @@ def _prefixes(results: Sequence[SimResult]) -> list[str]:
             unique = f"{prefix}_{n}"
         prefixes.append(unique)
     return prefixes
+
+
+class DayPlots:
+    """One run's `<prefix>_<date>.png` files, each drawn once the day's last cycle is in.
+
+    Fed the cycles as the simulation makes them, it holds one day of them, not the run's: a year of
+    plots needs no more memory than a day's. The caption's figures are the day's block of the report,
+    counted from the same cycles (`metrics.block`, against the last cycle of the day before).
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        prefix: str,
+        *,
+        strategy: str,
+        timezone: str,
+        span: tuple[float, float],
+        main_fuse_a: float,
+        on_file: Callable[[Path], None] | None = None,
+    ) -> None:
+        self.directory, self.prefix, self.strategy, self.timezone = directory, prefix, strategy, timezone
+        self.main_fuse_a = main_fuse_a
+        self.on_file = on_file
+        self.clock = DayClock(span[0], span[1], timezone)
+        self.files: list[Path] = []
+        self._rows: list[Cycle] = []
+        self._day = ""
+        self._next_day = -math.inf
+        self._previous: Cycle | None = None
+
+    def __call__(self, row: Cycle) -> None:
+        if row.time >= self._next_day:
+            self._draw()
+            index = self.clock.index(row.time)
+            self._day = self.clock.names[index]
+            starts = self.clock.starts
+            self._next_day = starts[index + 1] if index + 1 < len(starts) else math.inf
+        self._rows.append(row)
+
+    def close(self) -> list[Path]:
+        """Draws the last day; returns the files written."""
+        self._draw()
+        return self.files
+
+    def days_in(self, first: float, last: float) -> int:
+        """How many files the cycles from `first` to `last` make (every day between has cycles)."""
+        return self.clock.index(last) - self.clock.index(first) + 1
+
+    def _draw(self) -> None:
+        rows, self._rows = self._rows, []
+        if not rows:
+            return
+        path = self.directory / f"{self.prefix}_{self._day}.png"
+        plot_day(
+            rows,
+            path,
+            title=f"{self.strategy} — {self._day}",
+            metrics=block(rows, main_fuse_a=self.main_fuse_a, previous=self._previous),
+            timezone=self.timezone,
+        )
+        self._previous = rows[-1]
+        self.files.append(path)
+        if self.on_file is not None:
+            self.on_file(path)
 
 
 def plot_results(
@@ -79,26 +145,37 @@ def plot_results(
     fraction done after each file.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    figures: list[tuple[Path, SimResult, str, list[Cycle]]] = []
-    for result, prefix in zip(results, _prefixes(results), strict=True):
-        if not result.timeline:
-            continue
-        clock = DayClock(result.timeline[0].time, result.timeline[-1].time + 1, timezone)
-        days: dict[str, list[Cycle]] = {}
-        for row in result.timeline:
-            days.setdefault(clock.name(row.time), []).append(row)
-        figures += [(directory / f"{prefix}_{day}.png", result, day, rows) for day, rows in days.items()]
-    for done, (path, result, day, rows) in enumerate(figures, start=1):
-        plot_day(
-            rows,
-            path,
-            title=f"{result.strategy} — {day}",
-            metrics=result.metrics.days.get(day),
-            timezone=timezone,
-        )
+    files: list[Path] = []
+    total = 0
+
+    def drawn(path: Path) -> None:
+        files.append(path)
         if progress is not None:
-            progress(done / len(figures))
-    return [path for path, *_ in figures]
+            progress(len(files) / total)
+
+    prefixes = plot_prefixes([(result.strategy, result.trace) for result in results])
+    runs = [
+        (
+            result,
+            DayPlots(
+                directory,
+                prefix,
+                strategy=result.strategy,
+                timezone=timezone,
+                span=(result.timeline[0].time, result.timeline[-1].time + result.timeline[-1].dt_s),
+                main_fuse_a=result.metrics.total.main_fuse_a,
+                on_file=drawn,
+            ),
+        )
+        for result, prefix in zip(results, prefixes, strict=True)
+        if result.timeline
+    ]
+    total = sum(plots.days_in(result.timeline[0].time, result.timeline[-1].time) for result, plots in runs)
+    for result, plots in runs:
+        for row in result.timeline:
+            plots(row)
+        plots.close()
+    return files
 
 
 class LocalHours:

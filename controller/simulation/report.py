@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from controller.simulation.engine import SimResult
-from controller.simulation.metrics import Metrics, combine
+from controller.simulation.metrics import Cycle, Metrics, combine
 from controller.simulation.trace import trace_labels
 
 TIMELINE_COLUMNS = (
@@ -117,20 +117,36 @@ def write_timeline_to(
     handle: TextIO, results: Sequence[SimResult], progress: Callable[[float], None] | None = None
 ) -> None:
     """Half a million rows a month at 5 s, each formatted: `progress` hears the fraction every 10 000."""
-    writer = csv.writer(handle, lineterminator="\n")
-    writer.writerow(TIMELINE_COLUMNS)
+    timeline = TimelineWriter(handle)
     labels = trace_labels([run.trace for run in results])
     total = max(1, sum(len(run.timeline) for run in results))
     done = 0
     for run in results:
-        trace = labels[run.trace]
+        write = timeline.rows_of(run.strategy, labels[run.trace])
         for row in run.timeline:
             done += 1
             if progress is not None and done % 10_000 == 0:
                 progress(done / total)
-            writer.writerow(
+            write(row)
+    if progress is not None:
+        progress(1.0)
+
+
+class TimelineWriter:
+    """The timeline CSV, a row as each cycle is made: the simulator need not keep the cycles for it."""
+
+    def __init__(self, handle: TextIO) -> None:
+        self._writer = csv.writer(handle, lineterminator="\n")
+        self._writer.writerow(TIMELINE_COLUMNS)
+
+    def rows_of(self, strategy: str, trace: str) -> Callable[[Cycle], None]:
+        """What writes the rows of one run: `strategy` on the trace named `trace` (`trace_labels`)."""
+        writerow = self._writer.writerow
+
+        def write(row: Cycle) -> None:
+            writerow(
                 (
-                    run.strategy,
+                    strategy,
                     _iso(row.time),
                     f"{row.pv_w:.1f}",
                     f"{row.house_w:.1f}",
@@ -152,8 +168,8 @@ def write_timeline_to(
                     f"{row.dt_s:g}",
                 )
             )
-    if progress is not None:
-        progress(1.0)
+
+        return write
 
 
 def _iso(t: float) -> str:
