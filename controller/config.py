@@ -355,7 +355,18 @@ def find(explicit: str | None) -> Path:
     )
 
 
-def load(path: Path) -> Config:
+STAND_INS: dict[str, dict[str, str]] = {
+    "meter": {"preset": "sdm630", "host": "meter.invalid"},
+    "charger": {"url": "http://charger.invalid"},
+}
+"""Where `simulate` is given no [meter] table, or a [charger] table without `url`: it talks to neither
+device, so a config written to try a site (a larger fuse, a 32 A cable) need not make them up.
+`.invalid` names never resolve (RFC 2606)."""
+
+
+def load(path: Path, *, devices: bool = True) -> Config:
+    """The config at `path`; with `devices=False` (`simulate`) the meter and the charger's address
+    may be left out (`STAND_INS`)."""
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -364,6 +375,11 @@ def load(path: Path) -> Config:
         raise ConfigError(f"{path}: not a text file in UTF-8; save it as UTF-8 text (TOML)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+    if not devices:
+        raw.setdefault("meter", dict(STAND_INS["meter"]))
+        charger = raw.setdefault("charger", {})
+        if isinstance(charger, dict):
+            charger.setdefault("url", STAND_INS["charger"]["url"])
     cfg = parse(raw, source=str(path))
     cfg.charger._config_dir = path.parent  # where a relative token_file lies outside systemd
     return cfg

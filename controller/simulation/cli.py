@@ -186,7 +186,7 @@ def _setup(config: str | None) -> Setup | str:
     from controller.config import ConfigError, load  # noqa: PLC0415 - only when a config is given
 
     try:
-        cfg = load(Path(config))
+        cfg = load(Path(config), devices=False)
     except ConfigError as exc:
         return f"configuration error: {exc}"
     return Setup(

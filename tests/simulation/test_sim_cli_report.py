@@ -415,3 +415,19 @@ def test_writing_the_timeline_and_the_plots_reports_progress(
     heard.clear()
     files = plot_results(results, tmp_path, "UTC", heard.append)
     assert heard == [n / len(files) for n in range(1, len(files) + 1)]
+
+
+def test_a_config_for_trying_a_site_needs_no_meter_or_charger_address(tmp_path: Path) -> None:
+    """`simulate` talks to no device: "what would a 32 A cable behind a 35 A fuse give?" is asked with
+    those two keys, without making up a meter and a charger URL (it was refused for the missing [meter])."""
+    config = tmp_path / "site.toml"
+    config.write_text("[site]\nmain_fuse_a = 35\n[charger]\nmax_current_a = 32\n", encoding="utf-8")
+    sunny = tmp_path / "sunny.csv"
+    sunny.write_text("timestamp,pv_w,house_w\n" + "".join(f"{T0 + 600 * i},13000,300\n" for i in range(7)))
+    report, timeline = tmp_path / "r.json", tmp_path / "t.csv"
+    args = ["--trace", str(sunny), "-c", str(config), "--plug-in", "none", "--plug-out", "none"]
+    args += ["--car-max-current-a", "32"]
+    assert main([*args, "--report", str(report), "--timeline", str(timeline)]) == 0
+    assert json.loads(report.read_text())["strategies"]["pv"]["total"]["main_fuse_a"] == 35
+    with timeline.open(newline="") as handle:
+        assert max(float(row["target_a"]) for row in csv.DictReader(handle)) > 17  # 12.7 kW on 3 phases
