@@ -11,6 +11,7 @@ import errno
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -355,7 +356,7 @@ def find(explicit: str | None) -> Path:
     )
 
 
-STAND_INS: dict[str, dict[str, str]] = {
+STAND_INS: Mapping[str, Mapping[str, str]] = {
     "meter": {"preset": "sdm630", "host": "meter.invalid"},
     "charger": {"url": "http://charger.invalid"},
 }

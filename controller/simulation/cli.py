@@ -7,6 +7,7 @@ input (trace, strategy, plug times, config) cannot be used — with one line nam
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import math
 import os
@@ -326,73 +327,75 @@ def handle(args: argparse.Namespace) -> int:
     total_s = sum(t.end - t.start for t in traces) * len(names)
     bar = ProgressBar(total_s, label="simulate")
     results = []
+    streams = _Streams(args.timeline, args.plot, traces, names, setup.limits.main_fuse_a, setup.timezone)
     try:
-        streams = _Streams(args, traces, names, setup.limits.main_fuse_a, setup.timezone)
-        try:
-            for name in names:
-                for trace in traces:
-                    done = bar.done
-                    span = trace.end - trace.start
+        for name in names:
+            for trace in traces:
+                done = bar.done
+                span = trace.end - trace.start
 
-                    def report(fraction: float, done: float = done, span: float = span) -> None:
-                        bar.update(done + fraction * span)
+                def report(fraction: float, done: float = done, span: float = span) -> None:
+                    bar.update(done + fraction * span)
 
-                    results.append(
-                        simulate_trace(
-                            trace,
-                            name,
-                            params_of[name],
-                            setup.limits,
-                            settings,
-                            info=ChargerInfo(3, True),
-                            progress=report,
-                            keep_timeline=False,
-                            on_cycle=streams.run(name, trace),
-                        )
+                results.append(
+                    simulate_trace(
+                        trace,
+                        name,
+                        params_of[name],
+                        setup.limits,
+                        settings,
+                        info=ChargerInfo(3, True),
+                        progress=report,
+                        keep_timeline=False,
+                        on_cycle=streams.run(name, trace),
                     )
-                    streams.run_done()
-                    bar.done = done + span
-        finally:
-            streams.close()
-    except OutputError as exc:  # a disk that filled up during the run, say
-        bar.finish()
-        return _fail(str(exc))
+                )
+                streams.run_done()
+                bar.done = done + span
+    except BaseException:  # Ctrl-C, say: an earlier timeline at that path stays as it was
+        streams.abandon()
+        raise
+    streams.finish()
     bar.finish()
 
     try:
         print(summary_text(results), flush=True)
     except BrokenPipeError:  # `simulate … | head`: the files asked for are still written
         reader_gone()
+    failures = list(streams.failures)
     if args.report:
         try:
             write_report(Path(args.report), results)
+            print(f"report: {args.report}", file=sys.stderr)
         except OSError as exc:
-            return _fail(str(OutputError(f"--report {args.report}", exc)))
-        print(f"report: {args.report}", file=sys.stderr)
-    if args.timeline:
+            failures.insert(0, could_not_write(f"--report {args.report}", exc))
+    if args.timeline and streams.timeline_written:
         print(f"timeline: {args.timeline}", file=sys.stderr)
-    if args.plot:
+    if args.plot and not streams.plots_failed:
         print(f"plots: {len(streams.plot_files)} PNG files in {args.plot}", file=sys.stderr)
-    return EXIT_OK
+    for failure in failures:
+        _fail(failure)
+    return EXIT_INPUT if failures else EXIT_OK
 
 
-class OutputError(Exception):
-    """An output file could not be written (a full disk, say); the message names its flag."""
-
-    def __init__(self, flag: str, error: OSError) -> None:
-        super().__init__(f"{flag}: could not write ({error.strerror or error})")
+def could_not_write(flag: str, error: OSError) -> str:
+    return f"{flag}: could not write ({error.strerror or error})"
 
 
 class _Streams:
     """The timeline CSV and the day plots, written as the cycles are made.
 
     The simulator keeps no timeline for them: a year of 5-second cycles held for writing at the end
-    was about 4 GB a strategy.
+    was about 4 GB a strategy. An output that cannot be written (a full disk) is given up and named
+    in `failures`, and the run goes on: the summary and the report are not lost with it. The timeline
+    is written to `<name>.partial` and takes its name once complete, so a run that fails or is
+    interrupted leaves an earlier timeline at that path as it was.
     """
 
     def __init__(
         self,
-        args: argparse.Namespace,
+        timeline: str | None,
+        plot_dir: str | None,
         traces: Sequence[Trace],
         names: Sequence[str],
         fuse_a: float,
@@ -403,8 +406,11 @@ class _Streams:
 
         self.timezone, self.main_fuse_a = zone, fuse_a
         self.labels = trace_labels([trace.source for trace in traces])
+        self.failures: list[str] = []
         self.plot_files: list[Path] = []
-        self._plot_dir = Path(args.plot) if args.plot else None
+        self.plots_failed = False
+        self.timeline_written = False
+        self._plot_dir = Path(plot_dir) if plot_dir else None
         self._prefixes: list[str] = []
         if self._plot_dir is not None:
             from controller.simulation.plot import plot_prefixes  # noqa: PLC0415 - matplotlib
@@ -412,20 +418,28 @@ class _Streams:
             self._prefixes = plot_prefixes([(name, trace.source) for name in names for trace in traces])
         self._runs = 0
         self._plots: DayPlots | None = None
+        self._rows: Callable[[Cycle], None] | None = None
+        self._flag = f"--timeline {timeline}"
         self._handle: TextIO | None = None
         self._timeline: TimelineWriter | None = None
-        self._timeline_path: str | None = args.timeline
-        if args.timeline:
+        self._final = self._partial = None
+        if timeline:
+            self._final = Path(timeline)
+            # a pipe (`--timeline >(gzip > t.csv.gz)`) or a device is written to as it is
+            exists = self._final.exists()
+            self._partial = (
+                self._final if exists and not self._final.is_file() else Path(f"{timeline}.partial")
+            )
             try:
-                self._handle = Path(args.timeline).open("w", encoding="utf-8", newline="")  # noqa: SIM115
+                self._handle = self._partial.open("w", encoding="utf-8", newline="")
                 self._timeline = TimelineWriter(self._handle)
             except OSError as exc:
-                raise OutputError(f"--timeline {self._timeline_path}", exc) from exc
+                self._timeline_failed(exc)
 
     def run(self, strategy: str, trace: Trace) -> Callable[[Cycle], None] | None:
-        """What sees every cycle of `strategy` on `trace`, or None when neither output was asked for."""
-        timeline = self._timeline
-        write = None if timeline is None else timeline.rows_of(strategy, self.labels[trace.source])
+        """What sees every cycle of `strategy` on `trace`, or None when neither output is written."""
+        if self._timeline is not None:
+            self._rows = self._timeline.rows_of(strategy, self.labels[trace.source])
         if self._plot_dir is not None:
             from controller.simulation.plot import DayPlots  # noqa: PLC0415 - matplotlib
 
@@ -437,23 +451,21 @@ class _Streams:
                 span=(trace.start, trace.end),
                 main_fuse_a=self.main_fuse_a,
             )
-        plots = self._plots
-        if write is None and plots is None:
+        if self._rows is None and self._plots is None:
             return None
+        return self._each
 
-        def each(row: Cycle) -> None:
-            if write is not None:
-                try:
-                    write(row)
-                except OSError as exc:
-                    raise OutputError(f"--timeline {self._timeline_path}", exc) from exc
-            if plots is not None:
-                try:
-                    plots(row)
-                except OSError as exc:
-                    raise OutputError(f"--plot {self._plot_dir}", exc) from exc
-
-        return each
+    def _each(self, row: Cycle) -> None:
+        if self._rows is not None:
+            try:
+                self._rows(row)
+            except OSError as exc:
+                self._timeline_failed(exc)
+        if self._plots is not None:
+            try:
+                self._plots(row)
+            except OSError as exc:
+                self._plots_given_up(exc)
 
     def run_done(self) -> None:
         self._runs += 1
@@ -461,16 +473,44 @@ class _Streams:
             try:
                 self.plot_files += self._plots.close()
             except OSError as exc:
-                raise OutputError(f"--plot {self._plot_dir}", exc) from exc
+                self._plots_given_up(exc)
             self._plots = None
 
-    def close(self) -> None:
+    def finish(self) -> None:
+        """The complete timeline takes its name."""
+        if self._handle is None or self._final is None or self._partial is None:
+            return
+        try:
+            self._handle.close()
+            self._handle = None
+            if self._partial != self._final:
+                os.replace(self._partial, self._final)
+            self.timeline_written = True
+        except OSError as exc:
+            self._timeline_failed(exc)
+
+    def abandon(self) -> None:
         if self._handle is not None:
-            handle, self._handle = self._handle, None
-            try:
+            self._drop_partial()
+
+    def _timeline_failed(self, exc: OSError) -> None:
+        self.failures.append(could_not_write(self._flag, exc))
+        self._timeline = self._rows = None
+        self._drop_partial()
+
+    def _plots_given_up(self, exc: OSError) -> None:
+        self.failures.append(could_not_write(f"--plot {self._plot_dir}", exc))
+        self.plots_failed = True
+        self._plot_dir = self._plots = None
+
+    def _drop_partial(self) -> None:
+        handle, self._handle = self._handle, None
+        with contextlib.suppress(OSError):  # a full disk may refuse even the close; the unlink frees it
+            if handle is not None:
                 handle.close()
-            except OSError as exc:
-                raise OutputError(f"--timeline {self._timeline_path}", exc) from exc
+        if self._partial is not None and self._partial != self._final:
+            with contextlib.suppress(OSError):
+                self._partial.unlink(missing_ok=True)
 
 
 def _given_twice(flag: str, values: Sequence[str], shown: Sequence[str] | None = None) -> str | None:

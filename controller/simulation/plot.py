@@ -24,7 +24,6 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from controller.core.units import MIN_SIGNAL_A
-from controller.simulation.engine import SimResult
 from controller.simulation.metrics import Cycle, DayClock, Metrics, block
 from controller.simulation.trace import trace_labels
 
@@ -111,10 +110,6 @@ class DayPlots:
         self._draw()
         return self.files
 
-    def days_in(self, first: float, last: float) -> int:
-        """How many files the cycles from `first` to `last` make (every day between has cycles)."""
-        return self.clock.index(last) - self.clock.index(first) + 1
-
     def _draw(self) -> None:
         rows, self._rows = self._rows, []
         if not rows:
@@ -131,51 +126,6 @@ class DayPlots:
         self.files.append(path)
         if self.on_file is not None:
             self.on_file(path)
-
-
-def plot_results(
-    results: Sequence[SimResult],
-    directory: Path,
-    timezone: str,
-    progress: Callable[[float], None] | None = None,
-) -> list[Path]:
-    """Write `<strategy>_<date>.png` for every day of every result; returns the files written.
-
-    A figure takes most of a second, so a month of two strategies is a minute: `progress` hears the
-    fraction done after each file.
-    """
-    directory.mkdir(parents=True, exist_ok=True)
-    files: list[Path] = []
-    total = 0
-
-    def drawn(path: Path) -> None:
-        files.append(path)
-        if progress is not None:
-            progress(len(files) / total)
-
-    prefixes = plot_prefixes([(result.strategy, result.trace) for result in results])
-    runs = [
-        (
-            result,
-            DayPlots(
-                directory,
-                prefix,
-                strategy=result.strategy,
-                timezone=timezone,
-                span=(result.timeline[0].time, result.timeline[-1].time + result.timeline[-1].dt_s),
-                main_fuse_a=result.metrics.total.main_fuse_a,
-                on_file=drawn,
-            ),
-        )
-        for result, prefix in zip(results, prefixes, strict=True)
-        if result.timeline
-    ]
-    total = sum(plots.days_in(result.timeline[0].time, result.timeline[-1].time) for result, plots in runs)
-    for result, plots in runs:
-        for row in result.timeline:
-            plots(row)
-        plots.close()
-    return files
 
 
 class LocalHours:

@@ -61,7 +61,7 @@ def _by_strategy(results: Iterable[SimResult]) -> dict[str, list[SimResult]]:
 
 def strategy_total(results: Sequence[SimResult]) -> Metrics:
     """One strategy's total over several traces, with the cycle timing taken over all their cycles."""
-    compute = [c for r in results for c in r.compute_s]
+    compute = (c for r in results for c in r.compute_s)
     return combine([r.metrics.total for r in results], compute_s=compute)
 
 
@@ -104,32 +104,6 @@ def _speed(runs: Sequence[SimResult]) -> float:
 
 def write_report(path: Path, results: Sequence[SimResult]) -> None:
     path.write_text(json.dumps(report_json(results), indent=2) + "\n", encoding="utf-8")
-
-
-def write_timeline(
-    path: Path, results: Sequence[SimResult], progress: Callable[[float], None] | None = None
-) -> None:
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        write_timeline_to(handle, results, progress)
-
-
-def write_timeline_to(
-    handle: TextIO, results: Sequence[SimResult], progress: Callable[[float], None] | None = None
-) -> None:
-    """Half a million rows a month at 5 s, each formatted: `progress` hears the fraction every 10 000."""
-    timeline = TimelineWriter(handle)
-    labels = trace_labels([run.trace for run in results])
-    total = max(1, sum(len(run.timeline) for run in results))
-    done = 0
-    for run in results:
-        write = timeline.rows_of(run.strategy, labels[run.trace])
-        for row in run.timeline:
-            done += 1
-            if progress is not None and done % 10_000 == 0:
-                progress(done / total)
-            write(row)
-    if progress is not None:
-        progress(1.0)
 
 
 class TimelineWriter:

@@ -14,14 +14,9 @@ from importlib.machinery import ModuleSpec
 from pathlib import Path
 
 import pytest
-from matplotlib.figure import Figure
 
-from controller.core.state import SiteLimits
 from controller.simulation.cli import ProgressBar, main
-from controller.simulation.engine import SimSettings, simulate_trace
-from controller.simulation.plot import plot_results
-from controller.simulation.report import TIMELINE_COLUMNS, write_timeline_to
-from controller.simulation.trace import read_trace
+from controller.simulation.report import TIMELINE_COLUMNS
 
 T0 = 1_464_739_200  # 2016-06-01T00:00:00Z
 CONTRACT = {
@@ -399,22 +394,6 @@ def test_progress_bar_is_silent_when_the_process_has_no_stderr(monkeypatch: pyte
     bar = ProgressBar(100, label="x", delay_s=0)
     bar.update(50)
     bar.finish()
-
-
-def test_writing_the_timeline_and_the_plots_reports_progress(
-    trace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Writing a month's timeline and plots takes longer than simulating it: the bar goes on."""
-    monkeypatch.setattr(Figure, "savefig", lambda self, path, **kwargs: None)
-    results = [simulate_trace(read_trace(str(trace)), "pv", {}, SiteLimits(), SimSettings(interval_s=5.0))]
-    rows = len(results[0].timeline)
-    assert rows > 20_000
-    heard: list[float] = []
-    write_timeline_to(io.StringIO(), results, heard.append)
-    assert heard == [*(n / rows for n in range(10_000, rows + 1, 10_000)), 1.0]
-    heard.clear()
-    files = plot_results(results, tmp_path, "UTC", heard.append)
-    assert heard == [n / len(files) for n in range(1, len(files) + 1)]
 
 
 def test_a_config_for_trying_a_site_needs_no_meter_or_charger_address(tmp_path: Path) -> None:

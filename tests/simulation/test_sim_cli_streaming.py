@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import json
 import os
 import subprocess
 import sys
@@ -36,15 +37,19 @@ def _cloudy(path: Path, days: int) -> Path:
     return path
 
 
-def _peak_rss_kb(command: list[str]) -> tuple[int, int, str]:
-    """(exit status, the child's own peak resident memory in kB, its stderr)."""
+def _child(command: list[str], tmp_path: Path) -> tuple[int, int, str, str]:
+    """(exit status, the child's own peak resident memory in kB, its stdout, its stderr)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env) as proc:
+    out = tmp_path / "stdout.txt"
+    with (
+        out.open("wb") as stdout,
+        subprocess.Popen(command, stdout=stdout, stderr=subprocess.PIPE, env=env) as proc,
+    ):
         assert proc.stderr is not None
         err = proc.stderr.read().decode()
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, usage.ru_maxrss, err
+    return proc.returncode, usage.ru_maxrss, out.read_text(), err
 
 
 FULL_DISK = (
@@ -66,8 +71,8 @@ def test_a_month_needs_no_more_memory_than_two_days(tmp_path: Path) -> None:
         trace = _cloudy(tmp_path / f"{days}.csv.gz", days)
         timeline = tmp_path / f"{days}.csv"
         command = [sys.executable, "-m", "controller", "simulate", "--trace", str(trace)]
-        status, rss[days], err = _peak_rss_kb(
-            [*command, "--strategy", "evcc-default", "--timeline", str(timeline)]
+        status, rss[days], _, err = _child(
+            [*command, "--strategy", "evcc-default", "--timeline", str(timeline)], tmp_path
         )
         assert status == 0, err
         with timeline.open(newline="") as handle:
@@ -75,14 +80,60 @@ def test_a_month_needs_no_more_memory_than_two_days(tmp_path: Path) -> None:
     assert rss[30] - rss[2] < 5_000, rss
 
 
-def test_a_full_disk_while_writing_the_timeline_is_a_clear_error(tmp_path: Path) -> None:
+def test_a_full_disk_while_writing_the_timeline_loses_neither_the_summary_nor_the_report(
+    tmp_path: Path,
+) -> None:
+    """The timeline is given up, with the flag named and exit 2; what the run measured is still printed
+    and written, and no half-written CSV is left behind."""
     trace = _cloudy(tmp_path / "days.csv.gz", 2)
-    timeline = tmp_path / "t.csv"
-    status, _, err = _peak_rss_kb(
-        [sys.executable, "-c", FULL_DISK, "simulate", "--trace", str(trace), "--timeline", str(timeline)]
+    timeline, report = tmp_path / "t.csv", tmp_path / "r.json"
+    status, _, out, err = _child(
+        [
+            *(sys.executable, "-c", FULL_DISK, "simulate", "--trace", str(trace)),
+            *("--timeline", str(timeline), "--report", str(report)),
+        ],
+        tmp_path,
     )
     assert status == 2, err
     assert f"peblar-surplus simulate: --timeline {timeline}: could not write (File too large)" in err
+    assert out.splitlines()[1].startswith("pv ")  # the summary's row
+    assert json.loads(report.read_text())["strategies"]["pv"]["total"]["car_kwh"] > 10
+    assert not timeline.exists()
+    assert not Path(f"{timeline}.partial").exists()
+
+
+def test_an_interrupted_run_leaves_the_timeline_of_the_last_run_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C while the first day's plot is drawn: rows of the new run are written by then, but the
+    earlier timeline at that path is what stays there, whole."""
+    trace = _cloudy(tmp_path / "days.csv.gz", 2)
+    timeline = tmp_path / "t.csv"
+    timeline.write_text("strategy,time\nearlier,run\n", encoding="utf-8")
+
+    def interrupted(figure: Figure, path: Path, **kwargs: object) -> None:
+        assert Path(f"{timeline}.partial").stat().st_size > 100_000  # the first day's rows
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Figure, "savefig", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        main(["--trace", str(trace), "--timeline", str(timeline), "--plot", str(tmp_path / "plots")])
+    assert timeline.read_text(encoding="utf-8") == "strategy,time\nearlier,run\n"
+    assert not Path(f"{timeline}.partial").exists()
+
+
+def test_the_timeline_goes_into_a_pipe_as_it_is_made(tmp_path: Path) -> None:
+    """`--timeline >(gzip > t.csv.gz)` names a pipe: written to directly, not beside it."""
+    trace = _cloudy(tmp_path / "days.csv.gz", 1)
+    fifo = tmp_path / "rows"
+    os.mkfifo(fifo)
+    command = [sys.executable, "-m", "controller", "simulate", "--trace", str(trace), "--timeline", str(fifo)]
+    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as proc:
+        with fifo.open(encoding="utf-8") as rows:
+            lines = sum(1 for _ in rows)
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert lines == 1 + 17280
 
 
 def test_each_plot_is_captioned_with_its_own_day_of_the_report(

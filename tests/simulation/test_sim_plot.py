@@ -16,14 +16,14 @@ from matplotlib.figure import Figure
 
 from controller.core.state import SiteLimits
 from controller.simulation.engine import SimSettings, simulate_trace
-from controller.simulation.plot import plot_results
+from controller.simulation.plot import DayPlots
 from controller.simulation.trace import parse_text
 
 ZONE = "Europe/Amsterdam"
 
 
 def _figures(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Figures `plot_results` saves, kept instead of written."""
+    """Figures `DayPlots` saves, kept instead of written."""
     saved: list[Any] = []
 
     def keep(self: Figure, path: object, **kwargs: object) -> None:
@@ -73,9 +73,12 @@ def test_the_time_axis_shows_the_local_clock_on_a_daylight_saving_day(
         rows.append(f"{t:.0f},{6000 if 7 <= hour % 24 < 17 else 0},500")
     trace = parse_text("\n".join(rows) + "\n", source="dst.csv")
     settings = SimSettings(timezone=ZONE, car_lag_s=0.0)
-    result = simulate_trace(trace, "pv", {}, SiteLimits(), settings)
     saved = _figures(monkeypatch)
-    plot_results([result], tmp_path, ZONE)
+    plots = DayPlots(
+        tmp_path, "pv", strategy="pv", timezone=ZONE, span=(trace.start, trace.end), main_fuse_a=25
+    )
+    simulate_trace(trace, "pv", {}, SiteLimits(), settings, keep_timeline=False, on_cycle=plots)
+    plots.close()
     figure = dict(saved)[f"pv_{day}.png"]
     top, bottom = figure.axes[0], figure.axes[1]
 
