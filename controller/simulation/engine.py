@@ -199,10 +199,10 @@ def simulate_trace(
     cycles = _run(trace, strategy, limits, settings, info, interval, progress, compute)
     if keep_timeline:
         cycles = _kept(cycles, timeline)
-    outputs: _Timed | None = None
+    outputs: _Outputs | None = None
     if on_cycle is not None:
-        outputs = _Timed(on_cycle)
-        cycles = _seen(cycles, outputs)
+        outputs = _Outputs(on_cycle)
+        cycles = outputs.through(cycles)
     # A month is ~500 000 timeline rows and few reference cycles: the cyclic collector would only
     # rescan the growing timeline again and again. Without one it stays on, for what `on_cycle` leaves
     # behind (a matplotlib figure is full of reference cycles).
@@ -506,13 +506,7 @@ def _kept(cycles: Iterator[Cycle], timeline: list[Cycle]) -> Iterator[Cycle]:
         yield cycle
 
 
-def _seen(cycles: Iterator[Cycle], on_cycle: Callable[[Cycle], None]) -> Iterator[Cycle]:
-    for cycle in cycles:
-        on_cycle(cycle)
-        yield cycle
-
-
-class _Timed:
+class _Outputs:
     """`on_cycle` with its time counted apart: a run's speed is the simulation's, not the CSV's or the
     PNGs' (a day's plot takes longer than simulating the day)."""
 
@@ -522,10 +516,14 @@ class _Timed:
         self.on_cycle = on_cycle
         self.seconds = 0.0
 
-    def __call__(self, cycle: Cycle) -> None:
-        start = time.perf_counter()
-        self.on_cycle(cycle)
-        self.seconds += time.perf_counter() - start
+    def through(self, cycles: Iterator[Cycle]) -> Iterator[Cycle]:
+        """The cycles, each shown to `on_cycle` on its way."""
+        perf = time.perf_counter
+        for cycle in cycles:
+            start = perf()
+            self.on_cycle(cycle)
+            self.seconds += perf() - start
+            yield cycle
 
 
 def _plug(

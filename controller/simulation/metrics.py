@@ -47,7 +47,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from controller.core.units import MIN_SIGNAL_A
@@ -205,12 +205,10 @@ class DayClock:
     def index(self, t: float) -> int:
         return max(0, bisect.bisect_right(self.starts, t) - 1)
 
-    def name(self, t: float) -> str:
-        return self.names[self.index(t)]
-
-    @staticmethod
-    def local_day(t: float, timezone: str) -> date:
-        return datetime.fromtimestamp(t, ZoneInfo(timezone)).date()
+    def day(self, t: float) -> tuple[str, float]:
+        """The name of the day `t` falls in, and when the next one starts (inf after the last)."""
+        index = self.index(t)
+        return self.names[index], self.starts[index + 1] if index + 1 < len(self.starts) else math.inf
 
 
 def summarize(
@@ -354,9 +352,7 @@ def _read(
             if clock is None:
                 name, boundary = "", math.inf
             else:
-                index = clock.index(row.time)
-                name = clock.names[index]
-                boundary = clock.starts[index + 1] if index + 1 < len(clock.starts) else math.inf
+                name, boundary = clock.day(row.time)
             stretch = stretches[name] = _Stretch(Metrics(main_fuse_a=main_fuse_a), [])
         car_wh += row.car_wh
         solar_wh += row.car_solar_wh

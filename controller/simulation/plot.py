@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -84,11 +84,9 @@ class DayPlots:
         timezone: str,
         span: tuple[float, float],
         main_fuse_a: float,
-        on_file: Callable[[Path], None] | None = None,
     ) -> None:
         self.directory, self.prefix, self.strategy, self.timezone = directory, prefix, strategy, timezone
         self.main_fuse_a = main_fuse_a
-        self.on_file = on_file
         self.clock = DayClock(span[0], span[1], timezone)
         self.files: list[Path] = []
         self._rows: list[Cycle] = []
@@ -99,10 +97,7 @@ class DayPlots:
     def __call__(self, row: Cycle) -> None:
         if row.time >= self._next_day:
             self._draw()
-            index = self.clock.index(row.time)
-            self._day = self.clock.names[index]
-            starts = self.clock.starts
-            self._next_day = starts[index + 1] if index + 1 < len(starts) else math.inf
+            self._day, self._next_day = self.clock.day(row.time)
         self._rows.append(row)
 
     def close(self) -> list[Path]:
@@ -124,8 +119,6 @@ class DayPlots:
         )
         self._previous = rows[-1]
         self.files.append(path)
-        if self.on_file is not None:
-            self.on_file(path)
 
 
 class LocalHours:

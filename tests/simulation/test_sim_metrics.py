@@ -115,8 +115,8 @@ def test_days_are_local_calendar_days() -> None:
 
 def test_day_clock_handles_dst() -> None:
     clock = DayClock(1_459_040_400.0, 1_459_213_200.0, "Europe/Berlin")  # around 27 March 2016
-    assert clock.name(1_459_119_600.0) == "2016-03-28"  # 2016-03-27T23:00Z = 28 March 01:00 CEST
-    assert clock.name(1_459_115_999.0) == "2016-03-27"
+    assert clock.day(1_459_119_600.0)[0] == "2016-03-28"  # 2016-03-27T23:00Z = 28 March 01:00 CEST
+    assert clock.day(1_459_115_999.0)[0] == "2016-03-27"
 
 
 def test_compute_time_percentiles() -> None:
