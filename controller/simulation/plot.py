@@ -12,6 +12,7 @@ global figure registry to leak memory over hundreds of days, safe on a headless 
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -234,7 +235,14 @@ def plot_day(
     bottom.set_xticks(ticks, [clock.label(tick) for tick in ticks])
 
     fig.suptitle(title + ("\n" + _caption(metrics) if metrics is not None else ""), fontsize=11)
-    fig.savefig(path, dpi=90)
+    # Drawn beside its name and renamed when whole, as the timeline is: Ctrl-C during the few hundred
+    # milliseconds of a save leaves the day's earlier picture, not half a PNG under its name.
+    partial = path.with_name(f"{path.name}.partial")
+    try:
+        fig.savefig(partial, dpi=90, format="png")
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _shade_plugged(axis: Axes, x: Sequence[float], rows: Sequence[Cycle]) -> None:

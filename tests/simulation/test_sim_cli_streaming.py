@@ -122,6 +122,29 @@ def test_an_interrupted_run_leaves_the_timeline_of_the_last_run_as_it_was(
     assert not Path(f"{timeline}.partial").exists()
 
 
+def test_a_plot_interrupted_while_it_is_saved_leaves_the_last_run_s_picture_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C halfway through writing a day's PNG: the picture an earlier run drew for that day stays
+    at its name, and no half-written file is left beside it."""
+    trace = _cloudy(tmp_path / "days.csv.gz", 1)
+    plots = tmp_path / "plots"
+    assert main(["--trace", str(trace), "--plot", str(plots)]) == 0
+    (picture,) = plots.iterdir()
+    earlier = picture.read_bytes()
+    assert earlier.startswith(b"\x89PNG")
+
+    def half_written(figure: Figure, path: Path, **kwargs: object) -> None:
+        Path(path).write_bytes(earlier[: len(earlier) // 2])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Figure, "savefig", half_written)
+    with pytest.raises(KeyboardInterrupt):
+        main(["--trace", str(trace), "--plot", str(plots)])
+    assert picture.read_bytes() == earlier
+    assert list(plots.iterdir()) == [picture]
+
+
 def test_the_timeline_goes_into_a_pipe_as_it_is_made(tmp_path: Path) -> None:
     """`--timeline >(gzip > t.csv.gz)` names a pipe: written to directly, not beside it."""
     trace = _cloudy(tmp_path / "days.csv.gz", 1)
@@ -145,7 +168,8 @@ def test_each_plot_is_captioned_with_its_own_day_of_the_report(
     titles: dict[str, str] = {}
 
     def keep_title(figure: Figure, path: Path, **kwargs: object) -> None:
-        titles[Path(path).name] = figure.get_suptitle()
+        Path(path).touch()  # the file the plot is drawn into, renamed to its name once drawn
+        titles[Path(path).name.removesuffix(".partial")] = figure.get_suptitle()
 
     monkeypatch.setattr(Figure, "savefig", keep_title)
     assert main(["--trace", str(trace), "--plot", str(tmp_path / "plots")]) == 0

@@ -27,7 +27,8 @@ def _figures(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     saved: list[Any] = []
 
     def keep(self: Figure, path: object, **kwargs: object) -> None:
-        saved.append((Path(str(path)).name, self))
+        Path(str(path)).touch()  # the file the plot is drawn into, renamed to its name once drawn
+        saved.append((Path(str(path)).name.removesuffix(".partial"), self))
 
     monkeypatch.setattr(Figure, "savefig", keep)
     return saved
