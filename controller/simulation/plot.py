@@ -262,6 +262,7 @@ def _caption(m: Metrics) -> str:
     capture = "—" if m.capture is None else f"{m.capture:.1%}"
     return (
         f"car {m.car_kwh:.1f} kWh, solar share {share}, capture {capture} of {m.oracle_kwh:.1f} kWh, "
-        f"exported {m.exported_kwh:.1f} kWh, {m.pauses} pauses (max {m.max_pauses_10min}/10 min), "
-        f"{m.phase_switches} phase switches, max phase {m.max_phase_current_a:.1f} A"
+        f"exported {m.exported_kwh:.1f} kWh, {m.pauses} pause{'' if m.pauses == 1 else 's'} "
+        f"(max {m.max_pauses_10min}/10 min), {m.phase_switches} phase "
+        f"switch{'' if m.phase_switches == 1 else 'es'}, max phase {m.max_phase_current_a:.1f} A"
     )
