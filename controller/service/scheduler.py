@@ -35,9 +35,11 @@ _SKIPPED_TICKS = _SkippedTicks()
 def cron_trigger(rule: ScheduleRule, timezone: tzinfo) -> CronTrigger:
     """The rule's trigger; ValueError names the field that cannot work (preflight reports it)."""
     minute, hour, day, month, weekdays = rule.cron.split()
-    return _CronTrigger(
+    trigger = _CronTrigger(
         minute=minute, hour=hour, day=day, month=month, day_of_week=day_of_week(weekdays), timezone=timezone
     )
+    trigger.rule = rule
+    return trigger
 
 
 class _CronTrigger(CronTrigger):  # type: ignore[misc]  # APScheduler 3 ships no types
@@ -46,11 +48,25 @@ class _CronTrigger(CronTrigger):  # type: ignore[misc]  # APScheduler 3 ships no
     APScheduler reads 02:30 on the night the clocks go forward with the offset before the change, which
     is 03:30 after it: a rule for 02:30 would fire after a rule for 03:00, and its strategy would win
     the day.
+
+    Far behind (the clock stepped forward by weeks, a long suspend), the firing after the one missed
+    first is the rule's last one up to now, as for the cycle (`_CycleTrigger`): APScheduler lists the
+    missed firings one by one before it coalesces them, 86 400 for a rule firing every minute after
+    60 days, seconds of a blocked event loop and no fuse check meanwhile.
     """
+
+    rule: ScheduleRule
 
     def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
         fire = super().get_next_fire_time(previous_fire_time, now)
-        return None if fire is None else existing_instant(fire)
+        if fire is None:
+            return None
+        fire = existing_instant(fire)
+        if previous_fire_time is not None and now - fire > LOOKBACKS[0]:
+            last = last_fire_time(self.rule, now, self.timezone)
+            if last is not None and last > fire:
+                return last
+        return fire
 
 
 CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")

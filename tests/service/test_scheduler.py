@@ -154,3 +154,33 @@ def test_a_clock_stepped_forward_by_weeks_is_one_late_cycle_not_a_walk_through_e
     assert len(run_times) == 2  # the tick that was due, and the last one up to the new time
     assert later - timedelta(seconds=5) < run_times[-1] <= later  # due: the coalesced cycle runs now
     assert job.trigger.get_next_fire_time(run_times[-1], later) == run_times[-1] + timedelta(seconds=5)
+
+
+async def test_a_clock_stepped_forward_by_weeks_fires_a_rule_once_not_once_for_every_missed_minute() -> None:
+    """A rule firing every minute, the clock stepped forward by 60 days: APScheduler listed all
+    86 400 missed firings before coalescing them (1.7 s of blocked loop on a PC, several on a
+    Raspberry Pi). The missed firing and the last one up to now are enough: the rule fires once, late,
+    and its next firing is the next minute. A daily rule likewise."""
+
+    async def nothing(*_: object) -> None:
+        return None
+
+    every_minute = ScheduleRule(cron="* * * * *", strategy="fast")
+    scheduler = sched.build(
+        nothing, interval_s=5, rules=[every_minute, NIGHT], on_rule=nothing, timezone=BERLIN
+    )
+    scheduler.start(paused=True)
+    try:
+        minutely, nightly = scheduler.get_job("schedule-0"), scheduler.get_job("schedule-1")
+        later = minutely.next_run_time + timedelta(days=60, seconds=30)
+        run_times = minutely._get_run_times(later)
+        assert len(run_times) == 2
+        assert run_times[-1] == later.replace(second=0)
+        assert minutely.trigger.get_next_fire_time(run_times[-1], later) == run_times[-1] + timedelta(
+            minutes=1
+        )
+        run_times = nightly._get_run_times(later)
+        assert len(run_times) == 2
+        assert run_times[-1] == sched.last_fire_time(NIGHT, later, BERLIN)
+    finally:
+        scheduler.shutdown(wait=False)
