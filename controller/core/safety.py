@@ -51,6 +51,9 @@ class SafetyMemory:
     """(mA, since): the highest limit the charger had in force within the last `CAR_SETTLE_S`, the
     most the car can still be drawing while it slows down to a lower one; and when the limit in force
     fell below it (None: it has not)."""
+    up_switch_s: float | None = None
+    """When the last 1→3 switch was commanded: for `CAR_SETTLE_S` after it, a charger that still reads
+    1 phase may be on 3 already (a read-back one read late, a write that failed but was applied)."""
 
 
 LOWEST_VOLTAGE_FACTOR = 0.9
@@ -173,7 +176,12 @@ def _restamped(memory: SafetyMemory, now: float) -> SafetyMemory:
     last_switch_s = memory.last_switch_s
     if last_switch_s is not None and last_switch_s > now:
         last_switch_s = now
-    return SafetyMemory(pauses, last_switch_s, memory.last_limit_ma, memory.switching_up, memory.car_ceiling)
+    up_switch_s = memory.up_switch_s
+    if up_switch_s is not None and up_switch_s > now:
+        up_switch_s = now
+    return SafetyMemory(
+        pauses, last_switch_s, memory.last_limit_ma, memory.switching_up, memory.car_ceiling, up_switch_s
+    )
 
 
 def _pauses_in_window(memory: SafetyMemory, now: float, limits: SiteLimits) -> tuple[float, ...]:
@@ -190,8 +198,10 @@ def apply(
     limits = state.limits
     now = state.now
     notes: list[str] = []
-    if (memory.pause_times and memory.pause_times[-1] > now) or (
-        memory.last_switch_s is not None and memory.last_switch_s > now
+    if (
+        (memory.pause_times and memory.pause_times[-1] > now)
+        or (memory.last_switch_s is not None and memory.last_switch_s > now)
+        or (memory.up_switch_s is not None and memory.up_switch_s > now)
     ):
         memory = _restamped(memory, now)
     pauses = _pauses_in_window(memory, now, limits)
@@ -215,8 +225,19 @@ def apply(
         target, phases, last_switch_s, switching_up = _limit(
             decision, state, current_phases, memory, pauses, was_running, car_ceiling[0], notes
         )
+    up_switch_s = now if phases > current_phases else memory.up_switch_s  # only a 1→3 switch raises it
     return _finish(
-        target, phases, state, pauses, was_running, notes, memory, last_switch_s, switching_up, car_ceiling
+        target,
+        phases,
+        state,
+        pauses,
+        was_running,
+        notes,
+        memory,
+        last_switch_s,
+        switching_up,
+        car_ceiling,
+        up_switch_s,
     )
 
 
@@ -273,8 +294,13 @@ def _limit(
 
     # In a 3→1 cycle the new limit may reach the charger before its contactors drop L2 and L3, so
     # it must fit all three for that moment, and so in any later cycle while the charger's meter
-    # still sees current on them (contactors slower than a cycle).
-    loaded = 3 if phases == 1 and (switched or _drawing_on_l2_l3(state)) else phases
+    # still sees current on them (contactors slower than a cycle). Shortly after a 1→3 switch a
+    # reading of 1 phase may be old: the current sized for L1 alone could land on all three.
+    loaded = (
+        3
+        if phases == 1 and (switched or _drawing_on_l2_l3(state) or _lately_up(memory, state.now))
+        else phases
+    )
     headroom = fuse_headroom_a(state, loaded, car_ceiling_ma) if target > 0 else None
     if headroom is not None and target > headroom:
         if headroom >= max(limits.min_current_a, MIN_SIGNAL_A):
@@ -293,6 +319,10 @@ def _limit(
 
     last_switch_s = state.now if switched else memory.last_switch_s
     return target, phases, last_switch_s, False
+
+
+def _lately_up(memory: SafetyMemory, now: float) -> bool:
+    return memory.up_switch_s is not None and now - memory.up_switch_s < CAR_SETTLE_S
 
 
 def _drawing_on_l2_l3(state: SiteState) -> bool:
@@ -379,6 +409,7 @@ def _finish(
     last_switch_s: float | None,
     switching_up: bool,
     car_ceiling: tuple[int, float | None],
+    up_switch_s: float | None,
 ) -> tuple[Command, SafetyMemory, list[str]]:
     """The command, and the memory for the next cycle: the same object when nothing in it changed."""
     limit_ma = ma(target_a) if target_a >= MIN_SIGNAL_A else 0
@@ -391,8 +422,9 @@ def _finish(
         and last_switch_s == memory.last_switch_s
         and switching_up == memory.switching_up
         and car_ceiling == memory.car_ceiling
+        and up_switch_s == memory.up_switch_s
     ):
         mem = memory
     else:
-        mem = SafetyMemory(pauses, last_switch_s, limit_ma, switching_up, car_ceiling)
+        mem = SafetyMemory(pauses, last_switch_s, limit_ma, switching_up, car_ceiling, up_switch_s)
     return Command(limit_ma, force_1p), mem, notes

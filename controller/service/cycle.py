@@ -354,7 +354,9 @@ def _perhaps_applied(new: control.ControlMemory, old: control.ControlMemory) -> 
     charger next cycle (whether the car was running, the limit a meter failure holds); and the write
     time stays, so the next cycle writes again."""
     was, now = old.safety, new.safety
-    safety = SafetyMemory(now.pause_times, now.last_switch_s, None, was.switching_up, now.car_ceiling)
+    safety = SafetyMemory(
+        now.pause_times, now.last_switch_s, None, was.switching_up, now.car_ceiling, now.up_switch_s
+    )
     return control.ControlMemory(safety=safety, last_write_s=old.last_write_s)
 
 

@@ -309,6 +309,31 @@ def test_one_to_three_while_charging_goes_pause_switch_resume() -> None:
     assert memory.last_switch_s == 1005
 
 
+def test_after_a_1_to_3_switch_a_reading_still_on_1_phase_gets_a_current_that_fits_all_three() -> None:
+    """House load 2/15/15 A. The switch to 3 phases at 10 A fits (25 A on L2); the next read-back
+    still says 1 phase (one read late). Sized for L1 alone that was 16 A: on the 3 phases the charger
+    is really on, 31 A on L2 and L3 of a 25 A fuse."""
+    running = site(
+        now=1000, phase_a=(18, 15, 15), car_a=(16, 0, 0), force_1p=True, charging=True, limit_ma=16000
+    )
+    cmd, memory, _ = apply(Decision(10, 3, "pv"), running, SafetyMemory(last_limit_ma=16000))
+    assert cmd.limit_ma == 0  # the pause before the switch
+    stopped = site(now=1005, phase_a=(2, 15, 15), force_1p=True, limit_ma=0)
+    cmd, memory, _ = apply(Decision(10, 3, "pv"), stopped, memory)
+    assert (cmd.limit_ma, cmd.force_1_phase) == (10000, False)
+    late = site(now=1010, phase_a=(2, 15, 15), force_1p=True, limit_ma=0)
+    cmd, memory, notes = apply(Decision(10, 3, "pv"), late, memory)
+    assert cmd.limit_ma == 10000
+    assert "fuse: 16.0→10.0 A" in notes
+    settled = site(now=1040, phase_a=(12, 25, 25), car_a=(10, 10, 10), charging=True, limit_ma=10000)
+    assert apply(Decision(10, 3, "pv"), settled, memory)[0].limit_ma == 10000
+    back_on_1p = site(
+        now=1400, phase_a=(2, 15, 15), force_1p=True, charging=True, car_a=(0, 0, 0), limit_ma=6000
+    )
+    cmd, _, _ = apply(Decision(16, 1, "pv"), back_on_1p, SafetyMemory(last_limit_ma=6000, up_switch_s=1005))
+    assert cmd.limit_ma == 16000  # long after the switch only L1 counts: 2 A of other load
+
+
 def test_phase_switches_keep_their_minimum_interval() -> None:
     memory = SafetyMemory(last_switch_s=900, last_limit_ma=0)
     cmd, _, notes = apply(Decision(8, 1, "pv"), site(now=1000), memory)
