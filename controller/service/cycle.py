@@ -349,13 +349,21 @@ class Controller:
 
 def _perhaps_applied(new: control.ControlMemory, old: control.ControlMemory) -> control.ControlMemory:
     """A write that was sent but failed (a 5xx, a timeout, an answer that broke off) may have been
-    applied or not. Each uncertainty on its safe side: a pause counts against the relay budget and a
-    phase switch against its interval; the limit in force is not remembered but read back from the
-    charger next cycle (whether the car was running, the limit a meter failure holds); and the write
-    time stays, so the next cycle writes again."""
+    applied or not. Each uncertainty on its safe side: a pause counts against the relay budget; a
+    phase switch against its interval, and one to 3 phases in the fuse check after it; the pause
+    before a 1→3 switch stays under way only if it was so before the write and still is after it,
+    as the interval is not checked while one is (a switch written and unconfirmed, then reversed
+    the next cycle, was two switches 5 s apart); the limit in force is not remembered but read back
+    from the charger next cycle (whether the car was running, the limit a meter failure holds); and
+    the write time stays, so the next cycle writes again."""
     was, now = old.safety, new.safety
     safety = SafetyMemory(
-        now.pause_times, now.last_switch_s, None, was.switching_up, now.car_ceiling, now.up_switch_s
+        now.pause_times,
+        now.last_switch_s,
+        None,
+        was.switching_up and now.switching_up,
+        now.car_ceiling,
+        now.up_switch_s,
     )
     return control.ControlMemory(safety=safety, last_write_s=old.last_write_s)
 

@@ -706,3 +706,36 @@ async def test_a_pause_the_charger_applied_but_did_not_confirm_counts_against_th
     limits = limits_written(site)  # each one applied, and re-sent while unconfirmed
     openings = sum(1 for before, after in itertools.pairwise(limits) if before > 0 and after == 0)
     assert 1 <= openings <= 3
+
+
+class Contrary(Crashing):
+    """Wants 1 phase whenever the charger reads 3, and 3 whenever it reads 1: a switch the moment the
+    safety layer lets one through."""
+
+    def decide(self, state: object) -> object:
+        assert isinstance(state, SiteState) and state.charger is not None
+        if state.charger.force_1_phase:
+            return Decision(10.0, 3, "test: 3 phases")
+        return Decision(8.0, 1, "test: 1 phase")
+
+
+async def test_a_1_to_3_switch_applied_but_not_confirmed_still_holds_the_switch_interval(site: Site) -> None:
+    """The PATCH that switches to 3 phases is applied, and its answer comes back garbled. Counted as a
+    switch that was still under way, it let the next cycle switch back at once: two contactor
+    operations 5 s apart, where `min_phase_switch_interval_s` asks for 300."""
+
+    async def garble_the_switch(request: httpx.Request) -> None:
+        if request.method == "PATCH" and b'"Force1Phase":false' in request.content.replace(b" ", b""):
+            site.charger.faults.malformed_count = 1
+
+    site.model.set_force_1_phase(True, site.clock.now())
+    async with httpx.AsyncClient(event_hooks={"request": [garble_the_switch]}) as http:
+        controller = make(site, charger=client(site, http), limit_ma=16000)
+        controller.set_strategy("1 phase", Crashing(Decision(16.0, 1, "test: charging")))  # type: ignore[arg-type]
+        await site.run(15)  # the car charges on 1 phase: the switch to 3 goes pause → switch → resume
+        controller.set_strategy("contrary", Contrary())  # type: ignore[arg-type]
+        await site.run(400)
+    switches = [(t, body["Force1Phase"]) for t, body in site.charger.write_log if "Force1Phase" in body]
+    assert switches[0][1] is False  # the 1→3 switch, applied
+    assert all(later - earlier >= 300 for (earlier, _), (later, _) in itertools.pairwise(switches))
+    assert [on for _, on in switches] == [False, True]  # and back to 1 phase once the interval is over
