@@ -18,7 +18,14 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from controller.charger.base import Charger, ChargerError
+from controller.charger.base import (
+    Charger,
+    ChargerAuthError,
+    ChargerError,
+    ChargerRateLimited,
+    ChargerUnreachable,
+    ChargerWriteRefused,
+)
 from controller.clock import Clock
 from controller.core import control
 from controller.core.commands import Write
@@ -157,6 +164,9 @@ class Controller:
         self.worker: _DecideWorker | None = None
         """The thread that makes the decisions; started by the first cycle."""
         self.limit_written: int | None = None
+        self.charger_answers = False
+        """The last charger read failed in a way a write would not (its answer was refused, a 5xx):
+        a cut still goes out, so a charger whose readings cannot be used still gets the fallback."""
         self.unapplied = 0
         """Reads in a row that did not show the limit last written."""
 
@@ -186,9 +196,11 @@ class Controller:
             reading = await self.charger.read(now)
         except ChargerError as exc:
             self.charger_health = _failed("charger", self.charger_health, exc)
+            self.charger_answers = not isinstance(exc, WRITE_FAILS_TOO)
             return False
         except Exception as exc:  # a bug or an unforeseen answer: the safety layer still runs
             self.charger_health = _failed("charger", self.charger_health, _unforeseen(exc))
+            self.charger_answers = True
             return False
         if self.charger_health.failures:
             log.info("charger recovered after %d failed reads", self.charger_health.failures)
@@ -252,12 +264,11 @@ class Controller:
         outcome, memory = control.decided(await self._decide(state), state, self.memory)
         # the first write after start is ours even when the charger happens to have that limit
         reassert = self.limit_written is not None and _reassert(outcome.write, state)
-        written = False
-        if outcome.write and charger_ok:
-            written = await self._write(outcome.write)
+        sent = outcome.write and (charger_ok or (self.charger_answers and _cut(outcome.write, state.charger)))
+        written = bool(sent) and await self._write(outcome.write)
         if written or not outcome.write:
             self.memory = memory
-        elif charger_ok:
+        elif sent:
             self.memory = _perhaps_applied(memory, self.memory)
         # else nothing was sent (the charger read failed): the charger still has what the last cycle
         # left, so an unsent limit must not become the ceiling the meter-failure hold keeps, nor an
@@ -366,6 +377,18 @@ def _perhaps_applied(new: control.ControlMemory, old: control.ControlMemory) -> 
         now.up_switch_s,
     )
     return control.ControlMemory(safety=safety, last_write_s=old.last_write_s)
+
+
+WRITE_FAILS_TOO = (ChargerUnreachable, ChargerAuthError, ChargerRateLimited, ChargerWriteRefused)
+"""Read failures that a write would meet as well (and pay the timeout again, or add to the 429s)."""
+
+
+def _cut(write: Write, reading: ChargerReading | None) -> bool:
+    """A write that only lowers the limit below the last one read: safe to send without a fresh
+    reading (the blind fallback, a fuse cut), where a rise or a phase switch would act on old data."""
+    if write.force_1_phase is not None or write.limit_ma is None:
+        return False
+    return reading is None or write.limit_ma < reading.limit_ma
 
 
 def _unforeseen(exc: Exception) -> Exception:

@@ -739,3 +739,25 @@ async def test_a_1_to_3_switch_applied_but_not_confirmed_still_holds_the_switch_
     assert switches[0][1] is False  # the 1→3 switch, applied
     assert all(later - earlier >= 300 for (earlier, _), (later, _) in itertools.pairwise(switches))
     assert [on for _, on in switches] == [False, True]  # and back to 1 phase once the interval is over
+
+
+async def test_a_charger_whose_readings_are_refused_still_gets_the_fallback(site: Site) -> None:
+    """The charger answers every read with something the client must refuse (a firmware that changed
+    its answers) and still takes writes. Blind after `stale_after_s`, the controller wanted the
+    fallback pause but sent nothing, as if the charger were off: it charged on at 16 A for good."""
+    garbled = False
+
+    async def garble_the_reads(request: httpx.Request) -> None:
+        if garbled and request.method == "GET":
+            site.charger.faults.malformed_count = 1
+
+    async with httpx.AsyncClient(event_hooks={"request": [garble_the_reads]}) as http:
+        make(site, charger=client(site, http), limit_ma=10000)
+        await site.run(10)
+        assert site.model.rest_limit_ma == 16000
+        garbled = True
+        results = await site.run(30)
+    # the last good reading came 5 s before the first refused one: blind 20 s after it
+    assert [result.written for result in results[:3]] == [False] * 3  # nothing to cut till then
+    assert results[3].outcome.notes[0].startswith("BLIND (no valid charger data for 20 s)")
+    assert results[3].written and site.model.rest_limit_ma == 0  # the fallback: 0 A, a pause
