@@ -262,6 +262,14 @@ def test_one_phase_meter_omits_phases_two_and_three() -> None:
     assert meter.total_power_w() == 1638
 
 
+def test_a_phase_missing_before_others_keeps_their_places() -> None:
+    """L1's current left out, L2's and L3's given: shifted down, L2's 8 A counted as L1's, and the
+    fuse check took it off the grid phase of charger L1."""
+    meter = MeterResponse.from_dict({"CurrentPhase2": 8000, "CurrentPhase3": 7500, "PowerTotal": 3565})
+    assert meter.phase_currents_a() == (0.0, 8.0, 7.5)
+    assert MeterResponse.from_dict({"PowerTotal": 0}).phase_currents_a() == ()
+
+
 async def test_the_token_never_appears_in_logs_or_errors(
     emulator: PeblarEmulator, caplog: pytest.LogCaptureFixture
 ) -> None:
