@@ -204,7 +204,16 @@ class ChargerConfig(_Table):
         if self.token_file is not None:
             path = self._token_path(self.token_file)
             try:
-                token = path.read_text(encoding="utf-8").strip()
+                # utf-8-sig: Notepad's byte-order mark is no part of the token
+                token = path.read_text(encoding="utf-8-sig").strip()
+            except UnicodeDecodeError:
+                raise ConfigError(
+                    redacted(
+                        f"charger.token_file: {path} is not plain text (UTF-16, as PowerShell's '>' "
+                        "writes, or another encoding); save the token in it as ASCII or UTF-8, e.g. "
+                        "with: printf '%s' 'TOKEN' > FILE"
+                    )
+                ) from None
             except OSError as exc:
                 if exc.errno == errno.EACCES:
                     hint = "; run as a user that may read it (sudo)"
@@ -343,6 +352,11 @@ def find(explicit: str | None) -> Path:
     if explicit:
         return Path(explicit)
     env = os.environ.get(ENV_CONFIG)
+    if env is not None and not env.strip():
+        raise ConfigError(
+            f"${ENV_CONFIG}: set but empty; unset it, or set it to the config file, "
+            "e.g. /etc/peblar-surplus/config.toml"
+        )
     if env:
         return Path(env)
     local = Path("config.toml")
@@ -369,7 +383,7 @@ def load(path: Path, *, devices: bool = True) -> Config:
     """The config at `path`; with `devices=False` (`simulate`) the meter and the charger's address
     may be left out (`STAND_INS`)."""
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # a BOM (Notepad) is no TOML error
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
     except UnicodeDecodeError:

@@ -324,6 +324,26 @@ def test_redaction_leaves_a_disk_uuid_in_a_path_readable(monkeypatch: pytest.Mon
     assert path in str(err.value)
 
 
+def test_a_config_saved_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    """Windows Notepad's UTF-8 starts with a BOM, which was 'not valid TOML (at line 1, column 1)'."""
+    path = tmp_path / "config.toml"
+    path.write_text(
+        '[meter]\nhost = "h"\npreset = "sdm630"\n[charger]\nurl = "http://c"\n', encoding="utf-8-sig"
+    )
+    assert load(path).meter.host == "h"
+
+
+def test_an_empty_config_variable_is_an_error_not_another_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`PEBLAR_SURPLUS_CONFIG=` (a variable set from one unset) ran with ./config.toml unawares."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config.toml").write_text("")
+    monkeypatch.setenv("PEBLAR_SURPLUS_CONFIG", "")
+    with pytest.raises(ConfigError, match=r"^\$PEBLAR_SURPLUS_CONFIG: set but empty; unset it"):
+        find(None)
+
+
 def test_a_config_that_is_not_utf8_text_is_named(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_bytes(b'[meter]\nhost = "\xff\xfe"\n')

@@ -126,3 +126,17 @@ async def test_a_rejected_token_names_where_it_came_from(
     named = {"env": "$PEBLAR_SURPLUS_TOKEN", "key": "charger.token", "file": f"charger.token_file ({path})"}
     assert f"rejected the API token from {named[source]} (401)" in str(err.value)
     assert "0bad" not in str(err.value)
+
+
+def test_a_token_file_in_utf16_is_named_with_the_fix(tmp_path: Path) -> None:
+    """PowerShell's `>` writes UTF-16: a traceback and exit 1 before; a BOM stayed in the token."""
+    path = tmp_path / "peblar-token"
+    path.write_text(GOOD, encoding="utf-16")
+    cfg = parse({"meter": METER, "charger": {"url": "http://c", "token_file": str(path)}})
+    with pytest.raises(ConfigError) as err:
+        cfg.charger.resolved_token()
+    message = str(err.value)
+    assert message.startswith(f"charger.token_file: {path} is not plain text")
+    assert "ASCII or UTF-8" in message
+    path.write_text(GOOD + "\n", encoding="utf-8-sig")  # Notepad's UTF-8, with a byte-order mark
+    assert cfg.charger.resolved_token() == GOOD
