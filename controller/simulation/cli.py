@@ -184,10 +184,10 @@ def _setup(config: str | None) -> Setup | str:
     """The site from `-c`, or the defaults; a string is the error to show."""
     if config is None:
         return Setup(SiteLimits(), 5.0, "UTC", "pv", {})
-    from controller.config import ConfigError, load  # noqa: PLC0415 - only when a config is given
+    from controller.config import ConfigError, find, load  # noqa: PLC0415 - only when a config is given
 
     try:
-        cfg = load(Path(config), devices=False)
+        cfg = load(find(config), devices=False)  # find: an empty -c is refused as by run and check
     except ConfigError as exc:
         return f"configuration error: {exc}"
     return Setup(
@@ -278,6 +278,8 @@ def handle(args: argparse.Namespace) -> int:
         except StrategyError as exc:
             if args.strategy and exc.detail is not None:  # the name came from the command line
                 return _fail(f"--strategy {name}: {exc.detail}")
+            if args.config is not None and name == setup.strategy:  # from the config, as run says it
+                return _fail(f"configuration error: {args.config}: {exc}")
             return _fail(str(exc))
     outputs = [
         (flag, Path(path).resolve())
@@ -553,7 +555,11 @@ def _output_problem(flag: str, target: str | None, *, is_dir: bool) -> str | Non
 
 
 def _fail(message: str) -> int:
-    print(f"peblar-surplus simulate: {message}", file=sys.stderr)
+    """Every message hidden like run's and check's: a token pasted into the wrong key of the config
+    (the strategy's name, a parameter) must not be copied to the terminal."""
+    from controller.config import redacted  # noqa: PLC0415
+
+    print(f"peblar-surplus simulate: {redacted(message)}", file=sys.stderr)
     return EXIT_INPUT
 
 

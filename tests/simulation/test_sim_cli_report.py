@@ -178,6 +178,28 @@ def test_every_strategy_is_checked_before_the_first_run(
     assert " rows, " not in err  # nothing was read, let alone simulated
 
 
+def test_a_config_whose_strategy_is_wrong_is_a_configuration_error_with_a_token_hidden(
+    trace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The API token pasted as the strategy's name: run and check hide it, simulate printed it."""
+    token = "3f9a" * 16
+    config = tmp_path / "config.toml"
+    config.write_text(f'[strategy]\nname = "{token}"\n', encoding="utf-8")
+    assert main(["--trace", str(trace), "-c", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"peblar-surplus simulate: configuration error: {config}: strategy.name = ")
+    assert "not a built-in" in err
+    assert token not in err
+
+
+def test_an_empty_config_name_is_refused_as_run_refuses_it(
+    trace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`-c "$CFG"` with the variable unset: 'cannot read . (Is a directory)' before."""
+    assert main(["--trace", str(trace), "-c", ""]) == 2
+    assert "configuration error: -c: an empty file name" in capsys.readouterr().err
+
+
 def test_an_output_may_not_overwrite_a_trace(trace: Path, capsys: pytest.CaptureFixture[str]) -> None:
     before = trace.read_bytes()
     assert main(["--trace", str(trace), "--strategy", "off", "--timeline", str(trace)]) == 2
