@@ -72,7 +72,7 @@ def _import(target: str, name: str) -> StrategyClass:
         )
     try:
         module = importlib.import_module(module_name)
-    except Exception as exc:  # ImportError, or whatever the module raised while it was imported
+    except (Exception, SystemExit) as exc:  # ImportError, or whatever the module raised (a sys.exit too)
         raise StrategyError.about_name(
             name, f"cannot import {module_name!r} ({type(exc).__name__}: {exc})"
         ) from exc
@@ -103,7 +103,7 @@ def _load_entry_point(name: str) -> StrategyClass | None:
 def _load(ep: EntryPoint) -> StrategyClass:
     try:
         loaded = ep.load()
-    except Exception as exc:  # a broken plugin gets an error naming it, not a traceback
+    except (Exception, SystemExit) as exc:  # a broken plugin gets an error naming it, not a traceback
         raise StrategyError.about_name(
             ep.name,
             f"the entry point {ep.value!r} of the installed plugin "
@@ -163,8 +163,8 @@ def load(name: str, params: Mapping[str, object]) -> Strategy:
                 unknown.append(str(error["loc"][0]))
             else:
                 where = ".".join(str(part) for part in error["loc"]) or "(table)"
-                problems.append(f"strategy.{where}: {error['msg']}")
-    except Exception as exc:  # a bug in a plugin's validator or default: exit 2 naming it
+                problems.append(f"strategy.{where}: {str(error['msg']).removeprefix('Value error, ')}")
+    except (Exception, SystemExit) as exc:  # a bug in a plugin's validator or default: exit 2 naming it
         problems.append(
             f"strategy.name = {name!r}: its parameters could not be checked ({type(exc).__name__}: {exc})"
         )
@@ -176,7 +176,10 @@ def load(name: str, params: Mapping[str, object]) -> Strategy:
         )
     try:
         return cls(validated)
-    except Exception as exc:  # a plugin's bug: exit 2 naming it, not a traceback systemd restarts
+    except (
+        Exception,
+        SystemExit,
+    ) as exc:  # a plugin's bug: exit 2 naming it, not a silent exit or a traceback
         raise StrategyError.about_name(
             name, f"it could not be created ({type(exc).__name__}: {exc})"
         ) from exc

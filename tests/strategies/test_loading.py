@@ -48,6 +48,13 @@ class Fragile(Steady):
         raise RuntimeError("needs a licence key")
 
 
+class Quitting(Steady):
+    def __init__(self, params):
+        import sys
+
+        sys.exit(5)
+
+
 class CheckedParams(BaseModel):
     level: float
 
@@ -195,6 +202,28 @@ def test_a_plugin_whose_constructor_raises_is_a_strategy_error(plugin_path: Path
         StrategyError, match=r"'steady_plugin:Fragile': it could not be created \(RuntimeError: needs"
     ):
         strategies.load("steady_plugin:Fragile", {})
+
+
+def test_a_plugin_that_calls_sys_exit_is_a_strategy_error_not_a_silent_exit(
+    plugin_path: Path, tmp_path: Path
+) -> None:
+    """`sys.exit` on import or in the constructor ended the daemon, `check` and `strategies` with its
+    status and no word: SystemExit is no Exception."""
+    (tmp_path / "quitting_plugin.py").write_text("import sys\nsys.exit(7)\n")
+    with pytest.raises(StrategyError, match=r"cannot import 'quitting_plugin' \(SystemExit: 7\)"):
+        strategies.load("quitting_plugin:Steady", {})
+    with pytest.raises(
+        StrategyError, match=r"'steady_plugin:Quitting': it could not be created \(SystemExit: 5\)"
+    ):
+        strategies.load("steady_plugin:Quitting", {})
+
+
+@pytest.mark.parametrize("phases", [True, 1.0, "3"])
+def test_fast_takes_1_or_3_as_whole_numbers_only(phases: object) -> None:
+    """`phases = true` ran `fast` on 1 phase: a Literal compares by equality, and True == 1."""
+    with pytest.raises(StrategyError, match=r"strategy\.phases: .* is not a whole number; write 1 or 3"):
+        strategies.load("fast", {"phases": phases})
+    assert strategies.load("fast", {"phases": 1}).params.phases == 1  # type: ignore[attr-defined]
 
 
 def test_a_typo_in_a_plugins_parameters_is_named_even_if_its_model_would_ignore_it(plugin_path: Path) -> None:
