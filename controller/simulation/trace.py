@@ -29,6 +29,7 @@ import gzip
 import io
 import itertools
 import math
+import re
 import statistics
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
@@ -174,14 +175,21 @@ def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
 
 
+NOT_UTF8 = re.compile("[\udc80-\udcff]")
+"""A byte that is not UTF-8, as `surrogateescape` decodes it: found in the row that holds it, where a
+strict decoder fails somewhere in the 8 KB block around it and names no row."""
+
+
 def _open_text(path: Path) -> io.TextIOBase:
     with path.open("rb") as probe:
         magic = probe.read(2)
     # utf-8-sig: a byte-order mark (Excel, PowerShell's Export-Csv) is not part of the first field,
     # which the CSV reader would otherwise take for unquoted text when the header is quoted.
     if magic == b"\x1f\x8b":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
-    return io.TextIOWrapper(path.open("rb"), encoding="utf-8-sig", newline="")
+        return io.TextIOWrapper(
+            gzip.open(path, "rb"), encoding="utf-8-sig", errors="surrogateescape", newline=""
+        )
+    return io.TextIOWrapper(path.open("rb"), encoding="utf-8-sig", errors="surrogateescape", newline="")
 
 
 def read_trace(path: str | Path) -> Trace:
@@ -190,10 +198,10 @@ def read_trace(path: str | Path) -> Trace:
     try:
         with _open_text(path) as handle:
             return parse_rows(csv.reader(handle), source=str(path))
+    except gzip.BadGzipFile as exc:  # an OSError: junk after the data, a CRC that does not match
+        raise TraceError(f"{path}: the gzip file is damaged ({exc}); copy it again") from exc
     except OSError as exc:
         raise TraceError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-    except UnicodeDecodeError as exc:
-        raise TraceError(f"{path}: not a UTF-8 text or gzip CSV file ({exc.reason})") from exc
     except (EOFError, zlib.error) as exc:
         raise TraceError(f"{path}: the gzip file is truncated or damaged ({exc}); copy it again") from exc
 
@@ -384,6 +392,12 @@ def _records(rows: Iterable[list[str]], source: str) -> Iterator[tuple[int, int,
             return
         except csv.Error as exc:
             raise TraceError(_csv_problem(source, read + 1, exc)) from None
+        for column, field in enumerate(row, start=1):
+            if (bad := NOT_UTF8.search(field)) is not None:
+                raise TraceError(
+                    f"{source}: not a UTF-8 text file: row {read + 1}, column {column} holds the byte "
+                    f"0x{ord(bad.group()) - 0xDC00:02x}; save the file as UTF-8 (or plain ASCII) text"
+                )
         yield read + 1, reader.line_num, row
         read = reader.line_num
 

@@ -134,6 +134,28 @@ def test_unreadable_file_is_a_trace_error(tmp_path: Path) -> None:
         read_trace(binary)
 
 
+def test_a_byte_that_is_not_utf8_is_named_with_its_row(tmp_path: Path) -> None:
+    """A Latin-1 'ä' after 600 good rows: the decoder failed in the 8 KB block around it and the
+    message named no row, where every other bad row is named."""
+    rows = "".join(f"{60 * i},100,200,\n" for i in range(600))
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"timestamp,pv_w,house_w,note\n" + rows.encode() + b"36000,1,2,k\xe4se\n")
+    with pytest.raises(TraceError) as err:
+        read_trace(path)
+    assert str(err.value) == (
+        f"{path}: not a UTF-8 text file: row 602, column 4 holds the byte 0xe4; "
+        "save the file as UTF-8 (or plain ASCII) text"
+    )
+
+
+def test_a_damaged_gzip_file_says_to_copy_it_again(tmp_path: Path) -> None:
+    good = gzip.compress(b"timestamp,pv_w,house_w\n0,1000,200\n")
+    path = tmp_path / "t.csv.gz"
+    path.write_bytes(good + b"garbage")  # junk after the data ('Not a gzipped file' before)
+    with pytest.raises(TraceError, match=r"the gzip file is damaged .*; copy it again"):
+        read_trace(path)
+
+
 @pytest.mark.parametrize(
     ("text", "column"),
     [
