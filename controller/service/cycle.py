@@ -164,9 +164,10 @@ class Controller:
         self.worker: _DecideWorker | None = None
         """The thread that makes the decisions; started by the first cycle."""
         self.limit_written: int | None = None
-        self.charger_answers = False
-        """The last charger read failed in a way a write would not (its answer was refused, a 5xx):
-        a cut still goes out, so a charger whose readings cannot be used still gets the fallback."""
+        self.read_error: Exception | None = None
+        """Why the last charger read failed. Unless a write would fail the same way (`WRITE_FAILS_TOO`:
+        its answer was refused, a 5xx), a cut still goes out, so a charger whose readings cannot be
+        used still gets the fallback."""
         self.unapplied = 0
         """Reads in a row that did not show the limit last written."""
 
@@ -196,15 +197,16 @@ class Controller:
             reading = await self.charger.read(now)
         except ChargerError as exc:
             self.charger_health = _failed("charger", self.charger_health, exc)
-            self.charger_answers = not isinstance(exc, WRITE_FAILS_TOO)
+            self.read_error = exc
             return False
         except Exception as exc:  # a bug or an unforeseen answer: the safety layer still runs
             self.charger_health = _failed("charger", self.charger_health, _unforeseen(exc))
-            self.charger_answers = True
+            self.read_error = exc
             return False
         if self.charger_health.failures:
             log.info("charger recovered after %d failed reads", self.charger_health.failures)
         self.reading = reading
+        self.read_error = None
         self.charger_health = self.charger_health.succeeded(now)
         self._warn_foreign_limit(reading)
         self._check_applied(reading)
@@ -264,7 +266,8 @@ class Controller:
         outcome, memory = control.decided(await self._decide(state), state, self.memory)
         # the first write after start is ours even when the charger happens to have that limit
         reassert = self.limit_written is not None and _reassert(outcome.write, state)
-        sent = outcome.write and (charger_ok or (self.charger_answers and _cut(outcome.write, state.charger)))
+        answers = not isinstance(self.read_error, WRITE_FAILS_TOO)
+        sent = outcome.write and (charger_ok or (answers and _cut(outcome.write, state.charger)))
         written = bool(sent) and await self._write(outcome.write)
         if written or not outcome.write:
             self.memory = memory
@@ -277,7 +280,7 @@ class Controller:
             state,
             outcome,
             written,
-            charger_ok,
+            self.read_error,
             reassert=reassert,
             dry_run=self.dry_run,
             level=self.cycle_log_level,
@@ -419,7 +422,7 @@ def _log_cycle(
     state: SiteState,
     outcome: control.Outcome,
     written: bool,
-    charger_ok: bool,
+    read_error: Exception | None,
     *,
     reassert: bool,
     dry_run: bool,
@@ -439,8 +442,10 @@ def _log_cycle(
         else:
             verb = "would write" if dry_run else "wrote"
         action = f"{verb} {outcome.write.describe()}"
-    elif not charger_ok:
-        action = "charger unreachable"
+    elif read_error is not None:
+        action = (
+            "charger unreachable" if isinstance(read_error, ChargerUnreachable) else "charger read failed"
+        )
     else:
         action = f"write failed: {outcome.write.describe()}"
     if outcome.decision.reason.startswith(control.STRATEGY_FAILED):

@@ -761,3 +761,19 @@ async def test_a_charger_whose_readings_are_refused_still_gets_the_fallback(site
     assert [result.written for result in results[:3]] == [False] * 3  # nothing to cut till then
     assert results[3].outcome.notes[0].startswith("BLIND (no valid charger data for 20 s)")
     assert results[3].written and site.model.rest_limit_ma == 0  # the fallback: 0 A, a pause
+
+
+async def test_a_charger_refusing_the_token_is_not_logged_as_unreachable(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The token revoked on the charger's web UI while the daemon runs: every cycle said
+    '(charger unreachable)' of a charger that answers each request, with a 401."""
+    caplog.set_level(logging.INFO, logger="peblar_surplus")
+    make(site)
+    await site.run(5)
+    site.charger.change_token("another")
+    caplog.clear()
+    await site.run(10)
+    assert "charger read failed: " in caplog.text  # once, with the charger's answer
+    assert "(charger read failed)" in caplog.text
+    assert "unreachable" not in caplog.text  # which a charger that is off still gets (test above)
