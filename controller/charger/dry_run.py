@@ -16,7 +16,6 @@ class DryRunCharger:
 
     def __init__(self, inner: Charger) -> None:
         self._inner = inner
-        self.suppressed: list[Write] = []
 
     async def probe(self, needs_write: bool = False) -> ChargerInfo:
         return await self._inner.probe(needs_write=False)
@@ -25,7 +24,6 @@ class DryRunCharger:
         return await self._inner.read(now)
 
     async def write(self, write: Write) -> None:
-        self.suppressed.append(write)
         log.debug("dry-run: suppressed %s", write.describe())
 
     async def aclose(self) -> None:
