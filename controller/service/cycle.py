@@ -18,14 +18,7 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from controller.charger.base import (
-    Charger,
-    ChargerAuthError,
-    ChargerError,
-    ChargerRateLimited,
-    ChargerUnreachable,
-    ChargerWriteRefused,
-)
+from controller.charger.base import Charger, ChargerError, ChargerMalformedAnswer, ChargerUnreachable
 from controller.clock import Clock
 from controller.core import control
 from controller.core.commands import Write
@@ -165,9 +158,9 @@ class Controller:
         """The thread that makes the decisions; started by the first cycle."""
         self.limit_written: int | None = None
         self.read_error: Exception | None = None
-        """Why the last charger read failed. Unless a write would fail the same way (`WRITE_FAILS_TOO`:
-        its answer was refused, a 5xx), a cut still goes out, so a charger whose readings cannot be
-        used still gets the fallback."""
+        """Why the last charger read failed. When the charger answered and only its answer was refused
+        (`_answered`), a cut still goes out, so a charger whose readings cannot be used still gets the
+        fallback."""
         self.unapplied = 0
         """Reads in a row that did not show the limit last written."""
 
@@ -266,8 +259,9 @@ class Controller:
         outcome, memory = control.decided(await self._decide(state), state, self.memory)
         # the first write after start is ours even when the charger happens to have that limit
         reassert = self.limit_written is not None and _reassert(outcome.write, state)
-        answers = not isinstance(self.read_error, WRITE_FAILS_TOO)
-        sent = outcome.write and (charger_ok or (answers and _cut(outcome.write, state.charger)))
+        sent = outcome.write and (
+            charger_ok or (_answered(self.read_error) and _cut(outcome.write, state.charger))
+        )
         written = bool(sent) and await self._write(outcome.write)
         if written or not outcome.write:
             self.memory = memory
@@ -382,8 +376,12 @@ def _perhaps_applied(new: control.ControlMemory, old: control.ControlMemory) -> 
     return control.ControlMemory(safety=safety, last_write_s=old.last_write_s)
 
 
-WRITE_FAILS_TOO = (ChargerUnreachable, ChargerAuthError, ChargerRateLimited, ChargerWriteRefused)
-"""Read failures that a write would meet as well (and pay the timeout again, or add to the 429s)."""
+def _answered(read_error: Exception | None) -> bool:
+    """The charger answered the read and only its answer was refused (garbage, a shape the client
+    does not know, a bug in reading it): a write may well get through. Not after a timeout, a 401,
+    a 429 or a 5xx, which a write would meet too, paying the timeout and the retries again or adding
+    to the load of a charger that is struggling."""
+    return isinstance(read_error, ChargerMalformedAnswer) or not isinstance(read_error, ChargerError)
 
 
 def _cut(write: Write, reading: ChargerReading | None) -> bool:

@@ -214,10 +214,10 @@ async def test_systemd_hears_ready_watchdog_and_stopping(tmp_path: Path) -> None
                 await hear("READY=1")
                 await hear("WATCHDOG=1")
                 charger.faults.status_count = 10**6  # the charger answers 500 from now on
-                await read_until(proc, "charger unreachable")
+                await read_until(proc, "charger read failed)")
                 pings = drain()
-                await read_until(proc, "charger unreachable")
-                await read_until(proc, "charger unreachable")  # the ping follows its cycle's line
+                await read_until(proc, "charger read failed)")
+                await read_until(proc, "charger read failed)")  # the ping follows its cycle's line
                 pings_while_failing = drain() - pings
                 code, _ = await stop_daemon(proc)
                 await hear("STOPPING=1")
