@@ -225,7 +225,8 @@ def apply(
         target, phases, last_switch_s, switching_up = _limit(
             decision, state, current_phases, memory, pauses, was_running, car_ceiling[0], notes
         )
-    up_switch_s = now if phases > current_phases else memory.up_switch_s  # only a 1→3 switch raises it
+    switched_up = phases > current_phases and state.info.can_switch_phases()  # a 1→3 switch, commanded now
+    up_switch_s = now if switched_up else memory.up_switch_s
     return _finish(
         target,
         phases,

@@ -334,6 +334,25 @@ def test_after_a_1_to_3_switch_a_reading_still_on_1_phase_gets_a_current_that_fi
     assert cmd.limit_ma == 16000  # long after the switch only L1 counts: 2 A of other load
 
 
+def test_a_charger_that_cannot_switch_but_reads_1_phase_is_not_taken_for_a_1_to_3_switch() -> None:
+    """Force1Phase reads on while switching is not allowed: no switch is commanded, so nothing may be
+    stamped as one. Stamped each cycle, a later probe allowing switches had this 1-phase charge
+    checked on all three phases for 30 s (house 2/20/20 A: a pause instead of 16 A on L1)."""
+    fixed = ChargerInfo(phase_count=3, force_1_phase_allowed=False)
+    state = site(
+        phase_a=(18, 2, 2), car_a=(16, 0, 0), force_1p=True, charging=True, limit_ma=16000, info=fixed
+    )
+    memory = SafetyMemory(last_limit_ma=16000, car_ceiling=(16000, None))
+    cmd, after, _ = apply(Decision(16, 3, "fast"), state, memory)
+    assert (cmd.limit_ma, cmd.force_1_phase) == (16000, None)
+    assert after is memory  # nothing changed: the same memory object, as the simulator relies on
+    kettles = site(
+        now=1005, phase_a=(18, 20, 20), car_a=(16, 0, 0), force_1p=True, charging=True, limit_ma=16000
+    )
+    cmd, _, _ = apply(Decision(16, 1, "fast"), kettles, after)
+    assert cmd.limit_ma == 16000  # L1 alone carries the car, beside 2 A of other load
+
+
 def test_phase_switches_keep_their_minimum_interval() -> None:
     memory = SafetyMemory(last_switch_s=900, last_limit_ma=0)
     cmd, _, notes = apply(Decision(8, 1, "pv"), site(now=1000), memory)
