@@ -260,7 +260,7 @@ class Controller:
         # the first write after start is ours even when the charger happens to have that limit
         reassert = self.limit_written is not None and _reassert(outcome.write, state)
         sent = outcome.write and (
-            charger_ok or (_answered(self.read_error) and _cut(outcome.write, state.charger))
+            charger_ok or (_answered(self.read_error) and self._cut(outcome.write, state))
         )
         written = bool(sent) and await self._write(outcome.write)
         if written or not outcome.write:
@@ -274,7 +274,7 @@ class Controller:
             state,
             outcome,
             written,
-            self.read_error,
+            None if sent else self.read_error,
             reassert=reassert,
             dry_run=self.dry_run,
             level=self.cycle_log_level,
@@ -322,6 +322,27 @@ class Controller:
                 answer.set_result(control.fallback(state, f"decide could not be started ({exc})"))
                 return answer
         return self.worker.decide(strategy, state)
+
+    def _cut(self, write: Write, state: SiteState) -> bool:
+        """A write safe to send without a fresh reading (the blind fallback, a fuse cut): one that
+        lowers the limit below every limit the charger may still have, the last one read, written
+        or commanded, or re-asserts the lowest of them when that is due (a charger that rebooted
+        meanwhile is back at its maximum). A rise, the end of a pause or a phase switch would act on
+        data as old as the last good reading, whose car current the fuse check takes off the meter's."""
+        if write.force_1_phase is not None or write.limit_ma is None:
+            return False
+        reading = state.charger
+        known = (
+            reading.limit_ma if reading is not None else None,
+            self.limit_written,
+            self.memory.safety.last_limit_ma,
+        )
+        lowest = min((limit for limit in known if limit is not None), default=None)
+        if lowest is None or write.limit_ma < lowest:
+            return True
+        last = self.memory.last_write_s
+        due = last is None or state.now - last >= self.limits.reassert_s
+        return write.limit_ma == lowest and due
 
     async def _write(self, write: Write) -> bool:
         try:
@@ -382,14 +403,6 @@ def _answered(read_error: Exception | None) -> bool:
     a 429 or a 5xx, which a write would meet too, paying the timeout and the retries again or adding
     to the load of a charger that is struggling."""
     return isinstance(read_error, ChargerMalformedAnswer) or not isinstance(read_error, ChargerError)
-
-
-def _cut(write: Write, reading: ChargerReading | None) -> bool:
-    """A write that only lowers the limit below the last one read: safe to send without a fresh
-    reading (the blind fallback, a fuse cut), where a rise or a phase switch would act on old data."""
-    if write.force_1_phase is not None or write.limit_ma is None:
-        return False
-    return reading is None or write.limit_ma < reading.limit_ma
 
 
 def _unforeseen(exc: Exception) -> Exception:

@@ -777,3 +777,31 @@ async def test_a_charger_refusing_the_token_is_not_logged_as_unreachable(
     assert "charger read failed: " in caplog.text  # once, with the charger's answer
     assert "(charger read failed)" in caplog.text
     assert "unreachable" not in caplog.text  # which a charger that is off still gets (test above)
+
+
+async def test_without_a_usable_reading_only_cuts_go_out_never_a_rise_or_a_resume(site: Site) -> None:
+    """Reads refused, writes taken, and a kettle on every phase: the fuse cut goes out. Compared with
+    the last good reading (16 A), the next cycle's higher limit looked like a cut too, while the fuse
+    check took the car's old 16 A off the meter's current. Then the blind fallback, once, and again
+    only when the re-assert is due."""
+    garbled = False
+
+    async def garble_the_reads(request: httpx.Request) -> None:
+        if garbled and request.method == "GET":
+            site.charger.faults.malformed_count = 1
+
+    async with httpx.AsyncClient(event_hooks={"request": [garble_the_reads]}) as http:
+        make(site, charger=client(site, http), limit_ma=10000)
+        await site.run(30)
+        assert limits_written(site) == [16000] and site.model.car_current_a() > 15
+        garbled = True
+        site.house_w = (12 * V, 12 * V, 12 * V)
+        results = await site.run(90)
+    start = results[0].state.now
+    after = [(t - start, body["ChargeCurrentLimit"]) for t, body in site.charger.write_log[1:]]
+    limits = [limit for _, limit in after]
+    assert 6000 <= limits[0] < 16000  # the fuse cut, in the first cycle
+    assert limits[1:] == [0, 0]  # the fallback and its re-assert: nothing in between rose
+    (cut_at, _), (fallback_at, _), (reassert_at, _) = after
+    assert cut_at == 0 and fallback_at <= 20
+    assert reassert_at - fallback_at >= site.cfg.control.reassert_s
