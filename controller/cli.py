@@ -158,7 +158,7 @@ def _default(spec: FieldInfo) -> str:
         return "(required, no default)"
     try:
         default: Any = spec.get_default(call_default_factory=True)
-    except Exception as exc:  # a plugin's default_factory with a bug: the listing goes on
+    except (Exception, SystemExit) as exc:  # a plugin's default_factory with a bug: the listing goes on
         return f"(its default cannot be made: {type(exc).__name__}: {exc})"
     if default is None:
         return "(none: leave the key out)"

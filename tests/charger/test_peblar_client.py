@@ -267,6 +267,8 @@ def test_a_phase_missing_before_others_keeps_their_places() -> None:
     fuse check took it off the grid phase of charger L1."""
     meter = MeterResponse.from_dict({"CurrentPhase2": 8000, "CurrentPhase3": 7500, "PowerTotal": 3565})
     assert meter.phase_currents_a() == (0.0, 8.0, 7.5)
+    no_l3 = MeterResponse.from_dict({"CurrentPhase1": 8000, "CurrentPhase2": 12000, "PowerTotal": 4600})
+    assert no_l3.phase_currents_a() == (8.0, 12.0, 0.0)  # three, so L2's 12 A still counts as drawing
     assert MeterResponse.from_dict({"PowerTotal": 0}).phase_currents_a() == ()
 
 

@@ -77,6 +77,20 @@ class BadDefault(Steady):
     Params = BadDefaultParams
 
 
+def _quit():
+    import sys
+
+    sys.exit(3)
+
+
+class QuittingDefaultParams(BaseModel):
+    start: float = Field(default_factory=_quit)
+
+
+class QuittingDefault(Steady):
+    Params = QuittingDefaultParams
+
+
 class AliasedParams(BaseModel):
     current_a: float = Field(7.0, validation_alias=AliasChoices("current_a", "amps"))
 
@@ -261,6 +275,17 @@ def test_the_strategies_listing_survives_a_broken_default_and_shows_required_par
     out = capsys.readouterr().out
     assert "    level = (required, no default)" in out
     assert "    start = (its default cannot be made: ZeroDivisionError: division by zero)" in out
+
+
+def test_the_strategies_listing_survives_a_default_that_calls_sys_exit(
+    plugin_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It ended the listing there, with status 0 and the rest of the strategies unlisted."""
+    monkeypatch.setitem(strategies.BUILTINS, "quitting", "steady_plugin:QuittingDefault")
+    assert main(["strategies"]) == 0
+    out = capsys.readouterr().out
+    assert "    start = (its default cannot be made: SystemExit: 3)" in out
+    assert "evcc-default" in out
     assert "steady: always the same current" in out  # listed after the broken one
 
 

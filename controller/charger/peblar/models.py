@@ -131,15 +131,17 @@ class MeterResponse(_Wire):
     energy_session: int | None = Field(None, alias="EnergySession")
 
     def phase_currents_a(self) -> tuple[float, ...]:
-        """Per-phase current in A, up to the last phase the charger reports (1-phase units: one).
+        """Per-phase current in A: one for a charger that reports L1 alone (1-phase units), else
+        three, a phase left out reading 0 A.
 
-        A phase missing before one that is given reads 0 A, so each current keeps its place: dropped,
-        L2's current would count as L1's, and the fuse check would take it off the wrong grid phase.
-        At 0 A the whole meter current of that phase counts as other load, the safe side.
+        Each current keeps its place: dropped, L2's current would count as L1's, and the fuse check
+        would take it off the wrong grid phase. At 0 A the whole meter current of that phase counts
+        as other load, the safe side.
         """
         values = (self.current_phase1, self.current_phase2, self.current_phase3)
-        given = [i for i, v in enumerate(values) if v is not None]
-        return tuple((v or 0) / 1000 for v in values[: given[-1] + 1]) if given else ()
+        if values[1] is None and values[2] is None:
+            return () if values[0] is None else (values[0] / 1000,)
+        return tuple((v or 0) / 1000 for v in values)
 
     def total_power_w(self) -> float:
         if self.power_total is not None:
