@@ -35,11 +35,28 @@ _SKIPPED_TICKS = _SkippedTicks()
 def cron_trigger(rule: ScheduleRule, timezone: tzinfo) -> CronTrigger:
     """The rule's trigger; ValueError names the field that cannot work (preflight reports it)."""
     minute, hour, day, month, weekdays = rule.cron.split()
-    trigger = _CronTrigger(
-        minute=minute, hour=hour, day=day, month=month, day_of_week=day_of_week(weekdays), timezone=timezone
-    )
+    fields = {
+        "minute": minute,
+        "hour": hour,
+        "day": day,
+        "month": month,
+        "day_of_week": day_of_week(weekdays),
+    }
+    trigger = _CronTrigger(**fields, timezone=timezone)
     trigger.rule = rule
+    trigger.wall = CronTrigger(**fields, timezone=UTC)
     return trigger
+
+
+def _wall(instant: datetime, zone: tzinfo) -> datetime:
+    """The local clock's reading at `instant`, as a time on a clock without daylight saving."""
+    return instant.astimezone(zone).replace(tzinfo=UTC)
+
+
+def _placed(wall: datetime, zone: tzinfo) -> datetime:
+    """The instant the local clock reads `wall`: the first time in the hour the clocks go back, the
+    moment of the jump for a time they skip."""
+    return existing_instant(wall.replace(tzinfo=zone))
 
 
 class _CronTrigger(CronTrigger):  # type: ignore[misc]  # APScheduler 3 ships no types
@@ -47,7 +64,11 @@ class _CronTrigger(CronTrigger):  # type: ignore[misc]  # APScheduler 3 ships no
 
     APScheduler reads 02:30 on the night the clocks go forward with the offset before the change, which
     is 03:30 after it: a rule for 02:30 would fire after a rule for 03:00, and its strategy would win
-    the day.
+    the day. And it adds a day as 24 hours: after the clocks went forward, a rule for 00:00 landed on
+    01:00 of the next day and, the hour not matching, fired a day later (Berlin 2026: 29 March, then
+    31 March). So the firing is also reckoned on the local clock (`wall`: the rule on a clock without
+    daylight saving, placed in the zone afterwards), and the earlier of the two is taken: APScheduler's
+    second pass through the hour the clocks go back stays, the day it skipped comes back.
 
     Far behind (the clock stepped forward by weeks, a long suspend), the firing after the one missed
     first is the rule's last one up to now, as for the cycle (`_CycleTrigger`): APScheduler lists the
@@ -56,17 +77,36 @@ class _CronTrigger(CronTrigger):  # type: ignore[misc]  # APScheduler 3 ships no
     """
 
     rule: ScheduleRule
+    wall: CronTrigger
 
     def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
-        fire = super().get_next_fire_time(previous_fire_time, now)
+        zoned = super().get_next_fire_time(previous_fire_time, now)
+        fire = None if zoned is None else existing_instant(zoned)
+        on_the_wall = self._on_the_wall(previous_fire_time, now)
+        if on_the_wall is not None and (fire is None or on_the_wall < fire):
+            fire = on_the_wall
         if fire is None:
             return None
-        fire = existing_instant(fire)
         if previous_fire_time is not None and now - fire > LOOKBACKS[0]:
             last = last_fire_time(self.rule, now, self.timezone)
             if last is not None and last > fire:
                 return last
         return fire
+
+    def _on_the_wall(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
+        """The next firing reckoned on the local clock, after `previous_fire_time` in real time."""
+        zone = self.timezone
+        wall_now = _wall(now, zone)
+        wall_previous = None
+        if previous_fire_time is not None:
+            wall_previous = _wall(previous_fire_time, zone)
+            if now >= previous_fire_time:  # else the clock stepped back: on from now, as APScheduler does
+                wall_now = max(wall_now, wall_previous + timedelta(microseconds=1))
+        set_for: datetime | None = self.wall.get_next_fire_time(wall_previous, wall_now)
+        if set_for is None:
+            return None
+        fire = _placed(set_for, zone)
+        return fire if previous_fire_time is None or fire > previous_fire_time else None
 
 
 CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
@@ -227,6 +267,14 @@ def _last_firing(rule: ScheduleRule, now: datetime, timezone: tzinfo) -> tuple[d
     made this loop, and the daemon's start-up, run for ever.
     """
     trigger = cron_trigger(rule, timezone)
+    firings = (_last_in_the_zone(trigger, now, timezone), _last_on_the_wall(trigger.wall, now, timezone))
+    return max((firing for firing in firings if firing is not None), default=None)
+
+
+def _last_in_the_zone(
+    trigger: CronTrigger, now: datetime, timezone: tzinfo
+) -> tuple[datetime, datetime] | None:
+    """As APScheduler steps: through both passes of the hour the clocks go back."""
     for lookback in LOOKBACKS:
         cursor = (now - lookback).astimezone(timezone)
         last: tuple[datetime, datetime] | None = None
@@ -244,6 +292,26 @@ def _last_firing(rule: ScheduleRule, now: datetime, timezone: tzinfo) -> tuple[d
             # on from the instant it fired: a skipped 02:30 reads as 03:30 after the jump, and stepping
             # on from there would pass over a 03:30 firing of the same rule
             cursor = (fire + timedelta(seconds=1)).astimezone(timezone)
+        if last is not None:
+            return last
+    return None
+
+
+def _last_on_the_wall(wall: CronTrigger, now: datetime, timezone: tzinfo) -> tuple[datetime, datetime] | None:
+    """On the local clock, which never steps back: also on the day after the clocks went forward,
+    which APScheduler's steps pass over for a rule shortly after midnight."""
+    for lookback in LOOKBACKS:
+        cursor = _wall(now - lookback, timezone)
+        last: tuple[datetime, datetime] | None = None
+        for _ in range(MAX_FIRINGS):
+            set_for = wall.get_next_fire_time(None, cursor)
+            if set_for is None:
+                break
+            fire = _placed(set_for, timezone).astimezone(UTC)
+            if fire > now:
+                break
+            last = (fire, set_for.replace(tzinfo=None))
+            cursor = set_for + timedelta(seconds=1)
         if last is not None:
             return last
     return None

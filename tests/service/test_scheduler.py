@@ -184,3 +184,20 @@ async def test_a_clock_stepped_forward_by_weeks_fires_a_rule_once_not_once_for_e
         assert run_times[-1] == sched.last_fire_time(NIGHT, later, BERLIN)
     finally:
         scheduler.shutdown(wait=False)
+
+
+def test_a_rule_just_after_midnight_fires_on_the_day_after_the_clocks_go_forward() -> None:
+    """APScheduler added the day as 24 hours: from 00:00 on 29 March (the clocks go forward at 02:00)
+    it reached 01:00 on the 30th, the hour did not match, and the rule fired next on the 31st; the
+    strategy of the rule before it held for a day. After a restart on the 30th the same walk made
+    the 29th's firing the last one."""
+    midnight = ScheduleRule(cron="0 0 * * *", strategy="off")
+    evening = ScheduleRule(cron="0 20 * * *", strategy="pv")
+    trigger = sched.cron_trigger(midnight, BERLIN)
+    first = datetime(2026, 3, 29, 0, 0, tzinfo=BERLIN)
+    following = trigger.get_next_fire_time(first, first)
+    assert following == datetime(2026, 3, 30, 0, 0, tzinfo=BERLIN)
+    assert trigger.get_next_fire_time(following, following) == datetime(2026, 3, 31, 0, 0, tzinfo=BERLIN)
+    morning_of_the_30th = datetime(2026, 3, 30, 6, 0, tzinfo=BERLIN).astimezone(UTC)
+    assert sched.last_fire_time(midnight, morning_of_the_30th, BERLIN) == following.astimezone(UTC)
+    assert sched.active_rule([midnight, evening], morning_of_the_30th, BERLIN) == midnight
