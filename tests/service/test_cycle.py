@@ -741,21 +741,29 @@ async def test_a_1_to_3_switch_applied_but_not_confirmed_still_holds_the_switch_
     assert [on for _, on in switches] == [False, True]  # and back to 1 phase once the interval is over
 
 
+class RefusedReads:
+    """An httpx request hook: once `on`, the emulator answers every GET with garbage, which the client
+    must refuse, and still takes every PATCH."""
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        self.on = False
+
+    async def __call__(self, request: httpx.Request) -> None:
+        if self.on and request.method == "GET":
+            self.site.charger.faults.malformed_count = 1
+
+
 async def test_a_charger_whose_readings_are_refused_still_gets_the_fallback(site: Site) -> None:
     """The charger answers every read with something the client must refuse (a firmware that changed
     its answers) and still takes writes. Blind after `stale_after_s`, the controller wanted the
     fallback pause but sent nothing, as if the charger were off: it charged on at 16 A for good."""
-    garbled = False
-
-    async def garble_the_reads(request: httpx.Request) -> None:
-        if garbled and request.method == "GET":
-            site.charger.faults.malformed_count = 1
-
-    async with httpx.AsyncClient(event_hooks={"request": [garble_the_reads]}) as http:
+    refused = RefusedReads(site)
+    async with httpx.AsyncClient(event_hooks={"request": [refused]}) as http:
         make(site, charger=client(site, http), limit_ma=10000)
         await site.run(10)
         assert site.model.rest_limit_ma == 16000
-        garbled = True
+        refused.on = True
         results = await site.run(30)
     # the last good reading came 5 s before the first refused one: blind 20 s after it
     assert [result.written for result in results[:3]] == [False] * 3  # nothing to cut till then
@@ -784,17 +792,12 @@ async def test_without_a_usable_reading_only_cuts_go_out_never_a_rise_or_a_resum
     the last good reading (16 A), the next cycle's higher limit looked like a cut too, while the fuse
     check took the car's old 16 A off the meter's current. Then the blind fallback, once, and again
     only when the re-assert is due."""
-    garbled = False
-
-    async def garble_the_reads(request: httpx.Request) -> None:
-        if garbled and request.method == "GET":
-            site.charger.faults.malformed_count = 1
-
-    async with httpx.AsyncClient(event_hooks={"request": [garble_the_reads]}) as http:
+    refused = RefusedReads(site)
+    async with httpx.AsyncClient(event_hooks={"request": [refused]}) as http:
         make(site, charger=client(site, http), limit_ma=10000)
         await site.run(30)
         assert limits_written(site) == [16000] and site.model.car_current_a() > 15
-        garbled = True
+        refused.on = True
         site.house_w = (12 * V, 12 * V, 12 * V)
         results = await site.run(90)
     start = results[0].state.now
