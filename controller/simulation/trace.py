@@ -180,24 +180,29 @@ NOT_UTF8 = re.compile("[\udc80-\udcff]")
 strict decoder fails somewhere in the 8 KB block around it and names no row."""
 
 
-def _open_text(path: Path) -> io.TextIOBase:
+def _open_text(path: Path, errors: str = "strict") -> io.TextIOBase:
     with path.open("rb") as probe:
         magic = probe.read(2)
     # utf-8-sig: a byte-order mark (Excel, PowerShell's Export-Csv) is not part of the first field,
     # which the CSV reader would otherwise take for unquoted text when the header is quoted.
     if magic == b"\x1f\x8b":
-        return io.TextIOWrapper(
-            gzip.open(path, "rb"), encoding="utf-8-sig", errors="surrogateescape", newline=""
-        )
-    return io.TextIOWrapper(path.open("rb"), encoding="utf-8-sig", errors="surrogateescape", newline="")
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", errors=errors, newline="")
+    return io.TextIOWrapper(path.open("rb"), encoding="utf-8-sig", errors=errors, newline="")
 
 
 def read_trace(path: str | Path) -> Trace:
     """Read a trace file (plain or gzip CSV) or raise `TraceError` naming the row and the column."""
     path = Path(path)
     try:
-        with _open_text(path) as handle:
-            return parse_rows(csv.reader(handle), source=str(path))
+        try:
+            with _open_text(path) as handle:
+                return parse_rows(csv.reader(handle), source=str(path))
+        except UnicodeDecodeError as exc:
+            # read again, the bytes that are not UTF-8 kept, to name the row that holds the first;
+            # only then: looking for them in every field cost a sixth of the reading
+            with _open_text(path, errors="surrogateescape") as handle:
+                parse_rows(csv.reader(handle), source=str(path), undecodable=True)
+            raise TraceError(f"{path}: not a UTF-8 text file ({exc.reason})") from exc
     except gzip.BadGzipFile as exc:  # an OSError: junk after the data, a CRC that does not match
         raise TraceError(f"{path}: the gzip file is damaged ({exc}); copy it again") from exc
     except OSError as exc:
@@ -211,9 +216,10 @@ def parse_text(text: str, source: str = "trace") -> Trace:
     return parse_rows(csv.reader(io.StringIO(text)), source=source)
 
 
-def parse_rows(rows: Iterable[list[str]], source: str = "trace") -> Trace:
-    """The parser behind `read_trace`. Row numbers in errors count the header as row 1, as an editor does."""
-    records = _records(rows, source)
+def parse_rows(rows: Iterable[list[str]], source: str = "trace", *, undecodable: bool = False) -> Trace:
+    """The parser behind `read_trace`. Row numbers in errors count the header as row 1, as an editor does.
+    `undecodable`: the rows may hold bytes that are not UTF-8 (`NOT_UTF8`), each an error naming its row."""
+    records = _records(rows, source, undecodable=undecodable)
     first = next(records, None)
     if first is None:
         raise TraceError(f"{source}: empty file, expected a header 'timestamp,pv_w,house_w'")
@@ -379,7 +385,9 @@ class _Lines:
         return row
 
 
-def _records(rows: Iterable[list[str]], source: str) -> Iterator[tuple[int, int, list[str]]]:
+def _records(
+    rows: Iterable[list[str]], source: str, *, undecodable: bool = False
+) -> Iterator[tuple[int, int, list[str]]]:
     """(row number, last line, fields) of each record, numbered from the reader's lines, so that they
     stay an editor's after a quoted field over a line break; csv's own errors become TraceErrors
     naming the record after the last one read."""
@@ -392,7 +400,7 @@ def _records(rows: Iterable[list[str]], source: str) -> Iterator[tuple[int, int,
             return
         except csv.Error as exc:
             raise TraceError(_csv_problem(source, read + 1, exc)) from None
-        for column, field in enumerate(row, start=1):
+        for column, field in enumerate(row if undecodable else (), start=1):
             if (bad := NOT_UTF8.search(field)) is not None:
                 raise TraceError(
                     f"{source}: not a UTF-8 text file: row {read + 1}, column {column} holds the byte "
