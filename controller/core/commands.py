@@ -60,7 +60,7 @@ def diff(
     """
     if reading is None:
         return Write(limit_ma=command.limit_ma, force_1_phase=command.force_1_phase)
-    reassert = last_write_s is None or now - last_write_s >= reassert_s
+    reassert = reassert_due(now, last_write_s, reassert_s)
     limit = command.limit_ma if reassert or command.limit_ma != reading.limit_ma else None
     force = command.force_1_phase
     if force is not None and force == reading.force_1_phase:
@@ -68,3 +68,8 @@ def diff(
     if limit is None and force is None:
         return NOTHING
     return Write(limit_ma=limit, force_1_phase=force)
+
+
+def reassert_due(now: float, last_write_s: float | None, reassert_s: float) -> bool:
+    """`diff`'s periodic re-assert, also for a write sent without a fresh reading (`Controller._cut`)."""
+    return last_write_s is None or now - last_write_s >= reassert_s

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from controller.charger.base import Charger, ChargerError, ChargerMalformedAnswer, ChargerUnreachable
 from controller.clock import Clock
 from controller.core import control
-from controller.core.commands import Write
+from controller.core.commands import Write, reassert_due
 from controller.core.decision import Decision
 from controller.core.safety import SafetyMemory
 from controller.core.state import (
@@ -340,9 +340,9 @@ class Controller:
         lowest = min((limit for limit in known if limit is not None), default=None)
         if lowest is None or write.limit_ma < lowest:
             return True
-        last = self.memory.last_write_s
-        due = last is None or state.now - last >= self.limits.reassert_s
-        return write.limit_ma == lowest and due
+        return write.limit_ma == lowest and reassert_due(
+            state.now, self.memory.last_write_s, self.limits.reassert_s
+        )
 
     async def _write(self, write: Write) -> bool:
         try:
