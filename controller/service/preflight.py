@@ -20,10 +20,17 @@ from strategies import StrategyError, load
 
 def preflight(cfg: Config, source: str) -> None:
     """Raise ConfigError naming every strategy or schedule rule that cannot be used."""
-    problems: list[str] = []
     missing = missing_library(cfg.meter)
-    if missing is not None:
-        problems.append(missing)
+    problems = ([] if missing is None else [missing]) + strategy_problems(cfg)
+    if problems:
+        # A token pasted as a strategy name would otherwise be echoed in "unknown strategy '…'".
+        raise ConfigError(redacted(f"{source}: " + "; ".join(problems)))
+
+
+def strategy_problems(cfg: Config) -> list[str]:
+    """What is wrong with the `[strategy]` table and the `[[schedule]]` rules, each naming its key;
+    `simulate` asks this too before it runs a config's schedule."""
+    problems: list[str] = []
     try:
         load(*cfg.strategy_for(None))
     except StrategyError as exc:
@@ -44,6 +51,4 @@ def preflight(cfg: Config, source: str) -> None:
                 problems.append(f"{where}: strategy = {rule.strategy!r}: {exc.detail}")
             else:
                 problems.append(f"{where}: {exc}")
-    if problems:
-        # A token pasted as a strategy name would otherwise be echoed in "unknown strategy '…'".
-        raise ConfigError(redacted(f"{source}: " + "; ".join(problems)))
+    return problems

@@ -24,12 +24,16 @@ from controller.core.state import ChargerInfo, SiteLimits
 from controller.core.units import MIN_SIGNAL_A as MIN_CHARGE_A
 
 if TYPE_CHECKING:
+    from controller.config import Config
+    from controller.simulation.engine import Switch
     from controller.simulation.metrics import Cycle
     from controller.simulation.plot import DayPlots
     from controller.simulation.report import TimelineWriter
     from controller.simulation.trace import Trace
 
 EXIT_OK, EXIT_INPUT = 0, 2
+SCHEDULE = "schedule"
+"""The run of a config's `[strategy]` with its `[[schedule]]` rules, switched as the daemon switches."""
 COARSEST_STEP_S = 900.0
 """The coarsest trace resolution the issue asks to handle (15 min); coarser ones run, with a note."""
 
@@ -57,7 +61,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "--strategy",
         action="append",
         metavar="NAME",
-        help="strategy to simulate; repeat for several (default: the config's strategy)",
+        help="strategy to simulate; repeat for several; 'schedule': the config's strategy switched by its "
+        "[[schedule]] rules, as the daemon does (default: that, or the config's strategy without rules)",
     )
     parser.add_argument("--report", metavar="JSON", help="write the metrics as JSON")
     parser.add_argument("--timeline", metavar="CSV", help="write one row per control cycle")
@@ -177,7 +182,7 @@ class Setup:
     timezone: str
     strategy: str
     params: dict[str, Any]
-    schedule_rules: int = 0
+    config: Config | None = None
 
 
 def _setup(config: str | None) -> Setup | str:
@@ -196,8 +201,54 @@ def _setup(config: str | None) -> Setup | str:
         timezone=cfg.site.timezone,
         strategy=cfg.strategy.name,
         params=cfg.strategy.params,
-        schedule_rules=len(cfg.schedule),
+        config=cfg,
     )
+
+
+def _schedule_problem(config: Config | None, path: str | None) -> str | None:
+    """Why `--strategy schedule` cannot run, checked as `run` checks the rules before it starts."""
+    from controller.service.preflight import strategy_problems  # noqa: PLC0415 - only for a schedule
+
+    if config is None or not config.schedule:
+        where = f"{path} has no [[schedule]] rules" if path else "no -c CONFIG given"
+        return f"--strategy {SCHEDULE}: runs the [[schedule]] rules of -c CONFIG, and {where}"
+    problems = strategy_problems(config)
+    return f"configuration error: {path}: " + "; ".join(problems) if problems else None
+
+
+def schedule_switches(config: Config, trace: Trace, zone: str) -> tuple[str, dict[str, Any], list[Switch]]:
+    """The strategy the daemon would run at the trace's start, and its switches after: each firing of a
+    rule that changes the strategy or its parameters (the daemon keeps the running strategy when a
+    firing asks for the one it has). The rules keep time in the simulated site's zone."""
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from controller.service.scheduler import rule_changes  # noqa: PLC0415 - apscheduler, on demand
+
+    changes = rule_changes(
+        config.schedule,
+        datetime.fromtimestamp(trace.start, UTC),
+        datetime.fromtimestamp(trace.end, UTC),
+        ZoneInfo(zone),
+    )
+    first, params = config.strategy_for(changes[0][1])
+    active = (first, params)
+    switches: list[Switch] = []
+    for when, rule in changes[1:]:
+        wanted = config.strategy_for(rule)
+        if wanted != active:
+            switches.append((when.timestamp(), *wanted))
+            active = wanted
+    return first, params, switches
+
+
+def _describe(first: str, switches: Sequence[Switch]) -> str:
+    if not switches:
+        return f"{first} throughout"
+    counts: dict[str, int] = {}
+    for _, name, _params in switches:
+        counts[name] = counts.get(name, 0) + 1
+    to = ", ".join(f"to {name} {n}×" for name, n in counts.items())
+    return f"{first} at the start, then {len(switches)} switch(es): {to}"
 
 
 def _zone_problem(name: str) -> str | None:
@@ -264,14 +315,19 @@ def handle(args: argparse.Namespace) -> int:
         car_soc=car.soc,
         car_lag_s=car.lag_s,
     )
-    names = args.strategy or [setup.strategy]
+    rules = setup.config.schedule if setup.config is not None else []
+    names = args.strategy or [SCHEDULE if rules else setup.strategy]
     problem = _given_twice("--strategy", names) or _given_twice(
         "--trace", [str(Path(path).resolve()) for path in args.trace], shown=args.trace
     )
     if problem is not None:
         return _fail(problem)
+    if SCHEDULE in names:
+        problem = _schedule_problem(setup.config, args.config)
+        if problem is not None:
+            return _fail(problem)
     # the config's parameters go to the config's strategy only
-    params_of = {name: setup.params if name == setup.strategy else {} for name in names}
+    params_of = {name: setup.params if name == setup.strategy else {} for name in names if name != SCHEDULE}
     for name, params in params_of.items():  # all before the first run: a typo in the last costs nothing
         try:
             load_strategy(name, params)
@@ -307,10 +363,10 @@ def handle(args: argparse.Namespace) -> int:
         traces = [read_trace(path) for path in args.trace]
     except TraceError as exc:
         return _fail(str(exc))
-    if setup.schedule_rules:
+    if rules and SCHEDULE not in names:
         print(
-            f"note: the config's {setup.schedule_rules} [[schedule]] rule(s) are not simulated; every cycle "
-            f"runs {', '.join(names)} throughout",
+            f"note: the config's {len(rules)} [[schedule]] rule(s) are not simulated; every cycle "
+            f"runs {', '.join(names)} throughout (--strategy {SCHEDULE} runs them)",
             file=sys.stderr,
         )
     for trace in traces:
@@ -339,17 +395,23 @@ def handle(args: argparse.Namespace) -> int:
                 def report(fraction: float, done: float = done, span: float = span) -> None:
                     bar.update(done + fraction * span)
 
+                first, params, switches = (name, params_of.get(name, {}), None)
+                if name == SCHEDULE and setup.config is not None:
+                    first, params, switches = schedule_switches(setup.config, trace, settings.timezone)
+                    print(f"  {SCHEDULE} on {trace.source}: {_describe(first, switches)}", file=sys.stderr)
                 results.append(
                     simulate_trace(
                         trace,
-                        name,
-                        params_of[name],
+                        first,
+                        params,
                         setup.limits,
                         settings,
                         info=ChargerInfo(3, True),
                         progress=report,
                         keep_timeline=False,
                         on_cycle=streams.run(name, trace),
+                        switches=switches,
+                        label=name,
                     )
                 )
                 streams.run_done()

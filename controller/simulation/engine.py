@@ -20,7 +20,7 @@ import gc
 import math
 import time
 from array import array
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock_time
@@ -55,6 +55,9 @@ CHARGING_A = 0.05
 """Below this the car is not charging (the model's own threshold for CP state C)."""
 Progress = Callable[[float], None]
 """Called now and then with the fraction of simulated time done (0..1)."""
+Switch = tuple[float, str, Mapping[str, object]]
+"""(time, strategy, parameters): from this time on, a new instance of that strategy decides, as when
+a `[[schedule]]` rule fires in the daemon."""
 
 
 @dataclass(frozen=True)
@@ -183,20 +186,30 @@ def simulate_trace(
     progress: Progress | None = None,
     keep_timeline: bool = True,
     on_cycle: Callable[[Cycle], None] | None = None,
+    switches: Sequence[Switch] | None = None,
+    label: str | None = None,
 ) -> SimResult:
     """Run one strategy over a whole trace and measure it.
 
     The metrics are read from the cycles as they are made. `on_cycle` sees each one too (the CLI
     writes the timeline CSV and the plots that way), and with `keep_timeline=False` the result keeps
     none of them: a year at 5 s is six million cycles, some 4 GB held as a list.
+
+    With `switches` (a schedule; empty: one that changes nothing in the trace) the strategy changes at
+    those times and the run is named `label`; it runs at `settings.interval_s` throughout, as the
+    daemon runs every strategy at its config's interval, and each cycle's reason names the strategy
+    that decided it.
     """
     _validate(settings)
     strategy = strategies.load(strategy_name, params)
-    interval = strategy_interval_s(strategy, settings.interval_s)
+    interval = (
+        settings.interval_s if switches is not None else strategy_interval_s(strategy, settings.interval_s)
+    )
     wall_start = time.perf_counter()
     timeline: list[Cycle] = []
     compute = array("d")
-    cycles = _run(trace, strategy, limits, settings, info, interval, progress, compute)
+    schedule = None if switches is None else (strategy_name, switches)
+    cycles = _run(trace, strategy, limits, settings, info, interval, progress, compute, schedule)
     if keep_timeline:
         cycles = _kept(cycles, timeline)
     outputs: _Outputs | None = None
@@ -222,7 +235,7 @@ def simulate_trace(
             gc.enable()
     wall = time.perf_counter() - wall_start - (0.0 if outputs is None else outputs.seconds)
     return SimResult(
-        strategy=strategy_name,
+        strategy=label or strategy_name,
         interval_s=interval,
         timeline=timeline,
         metrics=metrics,
@@ -258,9 +271,11 @@ def _run(
     interval: float,
     progress: Progress | None,
     compute: array[float],
+    schedule: tuple[str, Sequence[Switch]] | None = None,
 ) -> Iterator[Cycle]:
     """The loop: a control cycle, then the physics up to the next one, segment by segment; each
     cycle is handed on as it is done, and the time its `control.step` took goes to `compute`.
+    `schedule`: the first strategy's name and the switches to others (`simulate_trace`).
 
     A segment ends at every event that can change what the car does or what the meter sees: a control
     cycle, a new trace sample, a plug event, the end of a phase-switch interruption, the battery
@@ -328,12 +343,22 @@ def _run(
     cycles_total = max(1, int((end - start) / interval))
     report_every = max(1, cycles_total // 200)
 
+    active, switches = schedule or ("", ())
+    switches = [*switches, (math.inf, "", {})]
+    next_switch = 0
+    switch_t = switches[0][0]
+
     k = 0
     t = start
     while t < end - 1e-9:
         # Comparisons instead of min()/max() in this loop: a builtin call costs more than the arithmetic.
         t_next = start + (k + 1) * interval
         t_next = t_next if t_next < end else end
+        while switch_t <= t + 1e-9:
+            _, active, params = switches[next_switch]
+            strategy = strategies.load(active, params)
+            next_switch += 1
+            switch_t = switches[next_switch][0]
         # --- the controller's view at t ---
         if plug_t <= t + 1e-9:
             connected, next_plug = _plug(model, plug_events, next_plug, t, connected, settings)
@@ -483,7 +508,7 @@ def _run(
             1 if one_phase else 3,  # phases
             "" if write is NOTHING else write.describe(),  # command
             row_connected,  # connected
-            outcome.reason(),
+            _named(active, outcome.reason()) if active else outcome.reason(),
             seg.car_wh,
             seg.solar_wh,  # car_solar_wh
             seg.export_wh,
@@ -498,6 +523,12 @@ def _run(
             progress((t - start) / (end - start))
     if progress is not None:
         progress(1.0)
+
+
+def _named(strategy: str, reason: str) -> str:
+    """The reason, led by the strategy that gave it when a schedule runs several (most reasons begin
+    with it already)."""
+    return reason if reason.startswith(f"{strategy}:") else f"{strategy}: {reason}"
 
 
 def _kept(cycles: Iterator[Cycle], timeline: list[Cycle]) -> Iterator[Cycle]:

@@ -338,7 +338,7 @@ def test_two_outputs_of_the_same_path_exit_2(
 
 
 def test_what_the_simulation_leaves_out_is_said(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """The config's schedule rules, and a trace coarser than 15 minutes."""
+    """The config's schedule rules when a strategy is named instead, and a trace coarser than 15 minutes."""
     config = tmp_path / "config.toml"
     config.write_text(
         '[meter]\npreset = "sdm630"\nhost = "h"\n[charger]\nurl = "http://c"\ntoken = "t"\n'
@@ -347,7 +347,7 @@ def test_what_the_simulation_leaves_out_is_said(tmp_path: Path, capsys: pytest.C
     )
     hourly = tmp_path / "hourly.csv"
     hourly.write_text("timestamp,pv_w,house_w\n" + "".join(f"{3600 * i},1000,200\n" for i in range(24)))
-    assert main(["--trace", str(hourly), "-c", str(config)]) == 0
+    assert main(["--trace", str(hourly), "-c", str(config), "--strategy", "off"]) == 0
     err = capsys.readouterr().err
     assert "note: the config's 1 [[schedule]] rule(s) are not simulated; every cycle runs off" in err
     assert "note: one row every 3600 s, coarser than 900 s" in err
