@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -197,6 +198,33 @@ async def test_timeout_and_refused_connection(emulator: PeblarEmulator) -> None:
     async with PeblarClient(url, TOKEN, retry_budget_s=0) as c:
         with pytest.raises(ChargerUnreachable, match="cannot connect"):
             await c.read(0)
+
+
+async def test_an_https_url_to_the_charger_says_its_api_speaks_plain_http(emulator: PeblarEmulator) -> None:
+    """The charger answers TLS with an HTTP error, or waits for a request it can read: neither is the
+    network's fault, which the timeout's message alone would suggest."""
+    https = emulator.url.replace("http://", "https://")
+    async with PeblarClient(https, TOKEN, retry_budget_s=0) as c:
+        with pytest.raises(ChargerUnreachable, match=r"speaks plain HTTP \(write \[charger\] url as http://"):
+            await c.read(0)
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # never answers, until the client gives up
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        for scheme, hinted in (("https", True), ("http", False)):
+            async with PeblarClient(
+                f"{scheme}://127.0.0.1:{port}", TOKEN, timeout_s=0.2, retry_budget_s=0
+            ) as c:
+                with pytest.raises(ChargerTimeout, match="no answer within 0.2 s") as caught:
+                    await c.read(0)
+            assert ("speaks plain HTTP" in str(caught.value)) is hinted
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 async def test_a_charger_name_that_does_not_resolve_is_told_from_a_charger_that_is_off() -> None:

@@ -243,8 +243,9 @@ class PeblarClient:
         except (TimeoutError, httpx.TimeoutException):  # our deadline, or one of httpx's per-operation ones
             what = "the answer did not arrive complete" if answer_began else "no answer"
             raise ChargerTimeout(
-                f"{method} {url}: {what} within {self._timeout_s:g} s; the charger may be overloaded "
-                "or the network to it poor"
+                f"{method} {url}: {what} within {self._timeout_s:g} s; "
+                + (_HTTPS_HINT if url.startswith("https:") and not answer_began else "")
+                + "the charger may be overloaded or the network to it poor"
             ) from None
         except httpx.ProtocolError as exc:  # connected, then the answer broke off or made no sense
             raise ChargerUnreachable(
@@ -260,7 +261,8 @@ class PeblarClient:
             reason = one_line(str(exc), BODY_CHARS)
             raise ChargerUnreachable(
                 f"{method} {url}: cannot connect ({type(exc).__name__}{': ' + reason if reason else ''}); "
-                "is the charger on and its local REST API enabled?"
+                + (_HTTPS_HINT if url.startswith("https:") else "")
+                + "is the charger on and its local REST API enabled?"
             ) from None
         except httpx.DecodingError as exc:
             raise ChargerMalformedAnswer(
@@ -342,6 +344,13 @@ def _raise_for_status(method: str, url: str, response: httpx.Response, token_sou
 def _with_excerpt(status: int, message: str) -> str:
     """`404: <body excerpt>`, or the bare status when the body is empty: no dangling colon."""
     return f"{status}: {message}" if message else str(status)
+
+
+_HTTPS_HINT = (
+    "the charger's API speaks plain HTTP (write [charger] url as http://…, unless a proxy adds TLS); "
+)
+"""An https:// URL to the charger itself fails in the TLS handshake: with an error, or, where the
+charger waits for a request it can read, with a timeout that would otherwise blame the network."""
 
 
 def _unresolvable(exc: BaseException) -> bool:
