@@ -13,6 +13,7 @@ import math
 import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -244,9 +245,7 @@ def schedule_switches(config: Config, trace: Trace, zone: str) -> tuple[str, dic
 def _describe(first: str, switches: Sequence[Switch]) -> str:
     if not switches:
         return f"{first} throughout"
-    counts: dict[str, int] = {}
-    for _, name, _params in switches:
-        counts[name] = counts.get(name, 0) + 1
+    counts = Counter(name for _, name, _params in switches)
     to = ", ".join(f"to {name} {n}×" for name, n in counts.items())
     return f"{first} at the start, then {len(switches)} switch(es): {to}"
 
