@@ -111,13 +111,15 @@ def _usable_config(args: argparse.Namespace) -> Config:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from controller.clock import boot_seconds  # noqa: PLC0415
     from controller.service.daemon import RunOptions, StartupError, open_devices, run  # noqa: PLC0415
 
     cfg = _usable_config(args)
 
     async def daemon() -> int:
         # pymodbus binds its client to the running loop, so the devices are made inside it.
-        return await run(cfg, open_devices(cfg), RunOptions(dry_run=args.dry_run, once=args.once))
+        options = RunOptions(dry_run=args.dry_run, once=args.once, elapsed=boot_seconds)
+        return await run(cfg, open_devices(cfg), options)
 
     try:
         return asyncio.run(daemon())

@@ -8,9 +8,13 @@ and the cron rules of the scheduler. Local wall times (a schedule's 07:00, the s
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
+
+log = logging.getLogger("peblar_surplus")
 
 
 def existing_instant(local: datetime) -> datetime:
@@ -62,6 +66,62 @@ class RealWaits:
 class SystemClock:
     def now(self) -> float:
         return time.time()
+
+
+BOOTTIME: int | None = getattr(time, "CLOCK_BOOTTIME", None)
+
+
+def boot_seconds() -> float:
+    """Seconds that no setting of the system clock moves, a suspend included (Linux's CLOCK_BOOTTIME;
+    the monotonic clock elsewhere): a box suspended for an hour resumes an hour later on it too."""
+    return time.clock_gettime(BOOTTIME) if BOOTTIME is not None else time.monotonic()
+
+
+STEP_TOLERANCE_S = 2.0
+"""A difference between the system clock and the elapsed seconds, since the last reading, taken as a
+step. NTP slews by at most 0.5 ms a second, which passes through; a cycle reads the clock every
+`interval_s` (≤ 300 s), so slewing stays far below this."""
+
+
+class SteadyClock:
+    """The system clock without its steps: the control core's time in the daemon.
+
+    A box without a real-time clock (a Raspberry Pi) starts on the time it shut down with, and NTP steps
+    it forward by hours or days when it first answers, often after the service started. Read as it is,
+    that step aged every timer of the control core at once: the relay budget's pauses left its window,
+    the phase-switch interval was over, a strategy's dip had lasted the whole step. Here the time runs
+    on by `elapsed` seconds, and a reading of the system clock that differs from that by more than
+    `STEP_TOLERANCE_S` is a step: logged, and kept out. Afterwards the controller's time is the system
+    clock's less the steps until the daemon restarts; nothing in the control core reads the time of
+    day (the schedule runs on the system clock).
+    """
+
+    def __init__(self, wall: Clock, elapsed: Callable[[], float]) -> None:
+        self._wall = wall
+        self._elapsed = elapsed
+        self._last: tuple[float, float] | None = None
+        """(the time given, `elapsed` then)"""
+        self.behind_s = 0.0
+        """How far this clock is behind the system clock: the sum of the steps kept out."""
+
+    def now(self) -> float:
+        wall, elapsed = self._wall.now(), self._elapsed()
+        given = wall - self.behind_s
+        if self._last is not None:
+            expected = self._last[0] + (elapsed - self._last[1])
+            step = given - expected
+            if step > STEP_TOLERANCE_S or step < -STEP_TOLERANCE_S:
+                self.behind_s += step
+                given = expected
+                log.warning(
+                    "system clock stepped %+.0f s; the controller's timers (relay budget, phase-switch "
+                    "interval, the strategy's delays) count on in real seconds "
+                    "(controller time = system time %+.0f s)",
+                    step,
+                    -self.behind_s,
+                )
+        self._last = (given, elapsed)
+        return given
 
 
 class ScaledClock:

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from controller.charger.base import Charger, ChargerAuthError, ChargerError, ChargerWriteRefused
 from controller.charger.dry_run import DryRunCharger
-from controller.clock import Clock, SystemClock
+from controller.clock import Clock, SteadyClock, SystemClock
 from controller.config import CHARGER_REQUESTS_PER_S, Config, ConfigError, ScheduleRule, redacted
 from controller.core.state import ChargerInfo
 from controller.meter.base import Meter
@@ -56,6 +56,10 @@ class RunOptions:
     dry_run: bool = False
     once: bool = False
     clock: Clock = field(default_factory=SystemClock)
+    elapsed: Callable[[], float] | None = None
+    """Seconds no clock step moves (`clock.boot_seconds`, as `run` passes): the control core's time
+    runs on by them, and a step of `clock` is kept out of it (`SteadyClock`). None: the core reads
+    `clock` as it is, as the demo's scaled clock and the tests' manual one are read."""
     interval_s: float | None = None
     """Real seconds between cycles; defaults to `[control] interval_s` (the demo runs faster)."""
     stop: asyncio.Event | None = None
@@ -249,7 +253,7 @@ def _controller(
         strategy_name=name,
         limits=cfg.site_limits(),
         info=info,
-        clock=options.clock,
+        clock=options.clock if options.elapsed is None else SteadyClock(options.clock, options.elapsed),
         dry_run=dry_run,
     )
     controller.decide_budget_s = min(DECIDE_BUDGET_S, cfg.control.interval_s / 2)

@@ -22,6 +22,7 @@ import pytest
 from controller.charger.base import Charger
 from controller.charger.dry_run import DryRunCharger
 from controller.charger.peblar.client import PeblarClient
+from controller.clock import SteadyClock
 from controller.core.commands import Write
 from controller.core.decision import Decision
 from controller.core.state import ChargerInfo, ChargerReading, MeterReading, PhaseReading, SiteState
@@ -808,3 +809,66 @@ async def test_without_a_usable_reading_only_cuts_go_out_never_a_rise_or_a_resum
     (cut_at, _), (fallback_at, _), (reassert_at, _) = after
     assert cut_at == 0 and fallback_at <= 20
     assert reassert_at - fallback_at >= site.cfg.control.reassert_s
+
+
+class SteppedClock:
+    """The system clock of a box that NTP steps: `step` moves the site's clock (which the emulators
+    and the controller's system clock read) without any real time passing."""
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        self.stepped_s = 0.0
+
+    def step(self, seconds: float) -> None:
+        self.site.clock.advance(seconds)
+        self.stepped_s += seconds
+
+    def elapsed(self) -> float:
+        return self.site.clock.now() - self.stepped_s
+
+    def real(self, system_time: float, step_at: float) -> float:
+        """A time the emulator logged, in real seconds: without the step if it came after it."""
+        return system_time - self.stepped_s if system_time >= step_at + self.stepped_s else system_time
+
+
+async def test_a_clock_step_forward_does_not_end_the_phase_switch_interval(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    """NTP steps a Raspberry Pi's clock forward by hours when it first answers. Read as it was, the
+    step ended the 300 s between phase switches at once: the contactor switched back 60 s after it
+    had switched. The daemon's clock keeps the step out and says so."""
+    clock = SteppedClock(site)
+    controller = make(site, limit_ma=16000)
+    controller.clock = SteadyClock(site.clock, clock.elapsed)
+    controller.set_strategy("contrary", Contrary())  # type: ignore[arg-type]
+    await site.run(60)
+    step_at = site.clock.now()
+    with caplog.at_level(logging.WARNING, logger="peblar_surplus"):
+        clock.step(3600)
+        await site.run(400)
+    switches = [clock.real(t, step_at) for t, body in site.charger.write_log if "Force1Phase" in body]
+    assert len(switches) == 2  # at once, and once the interval is over
+    assert all(later - earlier >= 300 for earlier, later in itertools.pairwise(switches))
+    stepped = [r.getMessage() for r in caplog.records if "clock stepped" in r.getMessage()]
+    assert stepped == [
+        "system clock stepped +3600 s; the controller's timers (relay budget, phase-switch interval, "
+        "the strategy's delays) count on in real seconds (controller time = system time -3600 s)"
+    ]
+
+
+async def test_a_clock_step_forward_does_not_free_the_relay_budget(site: Site) -> None:
+    """Three pauses in ten minutes are all the relay budget allows. A forward step of the clock made
+    them look an hour old, and the contactor opened a fourth time within the same real ten minutes."""
+    clock = SteppedClock(site)
+    controller = make(site, limit_ma=16000)
+    controller.clock = SteadyClock(site.clock, clock.elapsed)
+    controller.set_strategy("alternating", Alternating())  # type: ignore[arg-type]
+    site.clock.advance(60 - site.clock.now() % 60)  # start on a whole minute
+    await site.run(330)
+    step_at = site.clock.now()
+    clock.step(3600)
+    await site.run(600)
+    writes = [(clock.real(t, step_at), body["ChargeCurrentLimit"]) for t, body in site.charger.write_log]
+    openings = [t for (_, before), (t, after) in itertools.pairwise(writes) if before > 0 and after == 0]
+    assert len(openings) >= 4  # the budget is used, and frees again as the pauses age in real time
+    assert all(later - earlier >= 600 for earlier, later in zip(openings, openings[3:], strict=False))
